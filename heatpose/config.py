@@ -1,0 +1,251 @@
+"""Experiment configuration: typed dataclasses loaded from YAML.
+
+Unknown keys are an error naming the key, values are checked against the field types,
+and ``--set a.b=value`` overrides are parsed as YAML scalars. The resolved config is
+what a run saves into its work dir, so every run can be reproduced from that file alone.
+Defaults are the official Simple Baselines COCO recipe (R50, 256x192, Adam 1e-3, 140 epochs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from heatpose.errors import HeatposeError
+
+IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
+IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "simple_baseline"
+    backbone_depth: int = 50
+    num_joints: int = 17
+    num_deconv_layers: int = 3
+    num_deconv_filters: int = 256
+    deconv_kernel: int = 4
+    final_conv_kernel: int = 1
+    pretrained: str = ""  # torchvision ImageNet ResNet file for the backbone
+    weights: str = ""  # full-model checkpoint (official, MMPose or heatpose layout)
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "coco"
+    schema: str = "coco"  # keypoint schema: coco | mpii | lip
+    train_ann: str = ""
+    train_images: str = ""
+    val_ann: str = ""
+    val_images: str = ""
+    input_size: list[int] = field(default_factory=lambda: [192, 256])  # width, height
+    sigma: float = 2.0
+    subpixel_targets: bool = False  # False: the official integer-centre Gaussian
+    color_order: str = "rgb"  # channel order the network was trained on
+    mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN_RGB))
+    std: list[float] = field(default_factory=lambda: list(IMAGENET_STD_RGB))
+    box_enlarge: float = 1.25
+    scale_factor: float = 0.3
+    rot_factor: float = 40.0
+    rot_prob: float = 0.6
+    flip: bool = True
+    half_body_prob: float = 0.0  # 0 = the paper's recipe; HRNet/MMPose use 0.3
+    half_body_min_joints: int = 8
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 140
+    batch_size: int = 32  # per process
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    lr_steps: list[int] = field(default_factory=lambda: [90, 120])
+    lr_factor: float = 0.1
+    warmup_iters: int = 0  # linear warm-up from lr * warmup_ratio
+    warmup_ratio: float = 0.001
+    amp: str = "none"  # none | bf16 | fp16 | auto
+    channels_last: bool = False
+    grad_clip: float = 0.0  # max grad norm; 0 disables
+    seed: int = 0
+    num_workers: int = 2
+    val_interval: int = 1  # epochs between validations
+    save_metric: str = "AP"  # validation metric that picks the best checkpoint
+
+
+@dataclass
+class TestConfig:
+    batch_size: int = 32
+    flip: bool = True
+    shift_heatmap: bool = True  # shift flipped-back heatmaps one pixel right (official)
+    decode: str = "argmax"  # argmax (+ quarter step) | dark
+    boxes: str = "gt"  # "gt" or a COCO detection-results json
+    det_score_thr: float = 0.0
+    oks_nms_thr: float = 0.9
+    rescore_thr: float = 0.2
+
+
+@dataclass
+class ExperimentConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    test: TestConfig = field(default_factory=TestConfig)
+
+    @property
+    def heatmap_size(self) -> tuple[int, int]:
+        """(width, height) of the output heatmap: input / 32 * 2**num_deconv_layers."""
+        factor = 2**self.model.num_deconv_layers
+        w, h = self.data.input_size
+        return (w // 32 * factor, h // 32 * factor)
+
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "model.arch": ("simple_baseline",),
+    "data.dataset": ("coco",),
+    "data.schema": ("coco", "mpii", "lip"),
+    "data.color_order": ("rgb", "bgr"),
+    "train.amp": ("none", "bf16", "fp16", "auto"),
+    "test.decode": ("argmax", "dark"),
+}
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; ints are accepted where floats are expected."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(value, arg, key)
+            except HeatposeError:
+                continue
+        raise HeatposeError(f"config key {key!r}: {value!r} is not a {tp}")
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise HeatposeError(f"config key {key!r}: expected a list, got {value!r}")
+        (item_tp,) = typing.get_args(tp)
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is type(None):
+        if value is None:
+            return None
+        raise HeatposeError(f"config key {key!r}: expected null, got {value!r}")
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is str and value is None:
+        return ""
+    if isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
+        return value
+    raise HeatposeError(f"config key {key!r}: expected {_type_name(tp)}, got {value!r}")
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise HeatposeError(f"config section {prefix.rstrip('.') or 'top level'!r} must be a mapping")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise HeatposeError(
+            f"unknown config key {prefix + unknown[0]!r} (known in this section: {', '.join(sorted(names))})"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value or {}, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _coerce(value, tp, prefix + name)
+            choices = _CHOICES.get(prefix + name)
+            if choices and kwargs[name] not in choices:
+                raise HeatposeError(
+                    f"config key {prefix + name!r}: {kwargs[name]!r} is not one of {', '.join(choices)}"
+                )
+    return cls(**kwargs)
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise HeatposeError(f"override {dotted!r}: {part!r} is not a section")
+    node[leaf] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"train.lr=1e-4"`` -> ``("train.lr", 0.0001)``; the value is read as a YAML scalar or list."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise HeatposeError(f"override {text!r} must look like section.key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    # YAML reads "1e-4" as a string; give numbers their numeric type.
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = float(value) if any(c in value for c in ".eE") else int(value)
+    return key.strip(), value
+
+
+def config_from_dict(data: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    tree = dict(data or {})
+    for text in overrides:
+        key, value = parse_override(text)
+        _set_dotted(tree, key, value)
+    cfg = _build(ExperimentConfig, tree, "")
+    validate(cfg)
+    return cfg
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Read a YAML experiment file and apply ``section.key=value`` overrides."""
+    path = Path(path)
+    if not path.is_file():
+        raise HeatposeError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise HeatposeError(f"{path}: not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise HeatposeError(f"{path}: top level must be a mapping of sections")
+    try:
+        return config_from_dict(data, overrides)
+    except HeatposeError as err:
+        raise HeatposeError(f"{path}: {err}") from None
+
+
+def validate(cfg: ExperimentConfig) -> None:
+    """Cross-field checks that a type annotation cannot express."""
+    w, h = cfg.data.input_size if len(cfg.data.input_size) == 2 else (0, 0)
+    if len(cfg.data.input_size) != 2 or w % 32 or h % 32 or w <= 0 or h <= 0:
+        raise HeatposeError(
+            f"config key 'data.input_size': {cfg.data.input_size} must be [width, height], multiples of 32"
+        )
+    if len(cfg.data.mean) != 3 or len(cfg.data.std) != 3 or min(cfg.data.std) <= 0:
+        raise HeatposeError("config keys 'data.mean'/'data.std' need 3 values each, std > 0")
+    if cfg.data.sigma <= 0:
+        raise HeatposeError(f"config key 'data.sigma': {cfg.data.sigma} must be > 0")
+    if cfg.train.epochs < 1 or cfg.train.batch_size < 1:
+        raise HeatposeError("config keys 'train.epochs' and 'train.batch_size' must be >= 1")
+
+
+def config_to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def dump_config(cfg: ExperimentConfig) -> str:
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)

@@ -1,0 +1,171 @@
+"""The torch Dataset that ties a reader's records, the affine crop and the heatmap codec.
+
+Augmentation draws from a generator seeded by (seed, epoch, index), so a sample's crop does
+not depend on worker count, worker scheduling or whether the run was resumed: that is what
+makes an interrupted training run resume exactly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from heatpose.codec import HeatmapCodec
+from heatpose.config import ExperimentConfig
+from heatpose.data.coco import read_coco_people
+from heatpose.data.records import PersonSample
+from heatpose.data.transforms import Augmentation, sample_crop, transform_keypoints, warp_crop
+from heatpose.errors import HeatposeError
+from heatpose.keypoints import KeypointSchema, get_schema
+
+
+def read_image(path: str | Path, color_order: str = "rgb") -> np.ndarray:
+    """HxWx3 uint8 in ``color_order``; a clear error for a missing or corrupt file."""
+    if not Path(path).is_file():
+        raise HeatposeError(f"image file not found: {path}")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise HeatposeError(f"cannot decode image (corrupt or not an image): {path}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if color_order == "rgb" else image
+
+
+def normalize_image(crop: np.ndarray, mean: np.ndarray, std: np.ndarray) -> torch.Tensor:
+    """HxWx3 uint8 -> 3xHxW float32, ``(x / 255 - mean) / std`` per channel as given."""
+    out = (crop.astype(np.float32) / 255.0 - mean) / std
+    return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1)))
+
+
+class PoseDataset(Dataset):
+    """Crops of people, with heatmap targets.
+
+    Item: ``image`` (3, H, W) float32, ``target`` (K, h, w), ``target_weight`` (K,),
+    ``center``/``scale`` (2,), ``box_score``, ``area``, ``image_id``, ``index``.
+    ``mean``/``std`` apply to the channels in ``color_order``, exactly as the network saw them.
+    """
+
+    def __init__(
+        self,
+        samples: list[PersonSample],
+        codec: HeatmapCodec,
+        schema: KeypointSchema,
+        color_order: str = "rgb",
+        mean: tuple[float, ...] = (0.485, 0.456, 0.406),
+        std: tuple[float, ...] = (0.229, 0.224, 0.225),
+        augmentation: Augmentation | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.samples = samples
+        self.codec = codec
+        self.schema = schema
+        self.flip_index = schema.flip_index()
+        self.color_order = color_order
+        self.mean = np.asarray(mean, np.float32)
+        self.std = np.asarray(std, np.float32)
+        self.augmentation = augmentation
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        sample = self.samples[index]
+        image = read_image(sample.image_path, self.color_order)
+        rng = np.random.default_rng([self.seed, self.epoch, index]) if self.augmentation else None
+        params = sample_crop(
+            sample.center,
+            sample.scale,
+            image.shape[1],
+            self.codec.input_size,
+            self.augmentation,
+            rng,
+            joints=sample.keypoints[:, :2],
+            visible=sample.keypoints[:, 2],
+            upper_body=self.schema.upper_body,
+        )
+        crop = warp_crop(image, params.matrix, self.codec.input_size)
+        joints, visible = transform_keypoints(sample.keypoints, params, self.flip_index)
+        target, weight = self.codec.encode(joints, visible)
+        return {
+            "image": normalize_image(crop, self.mean, self.std),
+            "target": torch.from_numpy(target),
+            "target_weight": torch.from_numpy(weight),
+            "center": torch.from_numpy(np.asarray(sample.center, np.float32)),
+            "scale": torch.from_numpy(np.asarray(sample.scale, np.float32)),
+            "box_score": torch.tensor(sample.box_score, dtype=torch.float32),
+            "area": torch.tensor(sample.area, dtype=torch.float32),
+            "image_id": torch.tensor(sample.image_id, dtype=torch.int64),
+            "index": torch.tensor(index, dtype=torch.int64),
+        }
+
+
+def build_codec(cfg: ExperimentConfig) -> HeatmapCodec:
+    return HeatmapCodec(
+        input_size=tuple(cfg.data.input_size),
+        heatmap_size=cfg.heatmap_size,
+        sigma=cfg.data.sigma,
+        subpixel=cfg.data.subpixel_targets,
+    )
+
+
+def _require_path(value: str, key: str) -> str:
+    if not value:
+        raise HeatposeError(f"config key {key!r} is empty: set it to the dataset path")
+    if not Path(value).exists():
+        raise HeatposeError(f"config key {key!r}: path not found: {value}")
+    return value
+
+
+def build_dataset(cfg: ExperimentConfig, split: str, boxes: str | None = None) -> PoseDataset:
+    """The train split (augmented, GT boxes) or the val split (boxes from ``boxes`` or cfg.test)."""
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be train or val, not {split!r}")
+    schema = get_schema(cfg.data.schema)
+    if schema.num_joints != cfg.model.num_joints:
+        raise HeatposeError(
+            f"config: model.num_joints={cfg.model.num_joints} but schema {schema.name!r} "
+            f"has {schema.num_joints} joints"
+        )
+    ann = _require_path(getattr(cfg.data, f"{split}_ann"), f"data.{split}_ann")
+    images = _require_path(getattr(cfg.data, f"{split}_images"), f"data.{split}_images")
+    box_source = "gt" if split == "train" else (boxes or cfg.test.boxes)
+    w, h = cfg.data.input_size
+    samples = read_coco_people(
+        ann,
+        images,
+        schema.num_joints,
+        aspect_ratio=w / h,
+        enlarge=cfg.data.box_enlarge,
+        boxes=box_source,
+        det_score_thr=cfg.test.det_score_thr,
+    )
+    if not samples:
+        raise HeatposeError(f"no people to use in {ann} ({split} split, boxes: {box_source})")
+    augmentation = None
+    if split == "train":
+        d = cfg.data
+        augmentation = Augmentation(
+            scale_factor=d.scale_factor,
+            rot_factor=d.rot_factor,
+            rot_prob=d.rot_prob,
+            flip=d.flip,
+            half_body_prob=d.half_body_prob,
+            half_body_min_joints=d.half_body_min_joints,
+        )
+    return PoseDataset(
+        samples,
+        build_codec(cfg),
+        schema,
+        color_order=cfg.data.color_order,
+        mean=tuple(cfg.data.mean),
+        std=tuple(cfg.data.std),
+        augmentation=augmentation,
+        seed=cfg.train.seed,
+    )

@@ -1,0 +1,182 @@
+"""Training checkpoints: atomic writes, RNG state capture, and the metadata that makes a
+checkpoint usable on its own.
+
+A heatpose checkpoint is a dict::
+
+    {"model": state_dict (no "module." prefix), "optimizer", "scheduler", "scaler",
+     "epoch": completed epochs, "step": optimiser steps, "best_metric": float | None,
+     "rng": {"python", "numpy", "torch", "cuda"}, "config": resolved config dict,
+     "meta": {"arch", "backbone_depth", "schema", "num_joints", "input_size",
+              "heatmap_size", "color_order", "mean", "std", "sigma"}}
+
+``meta`` states what a user of the weights must know to feed them (input size, colour
+order, mean/std) without the config file. Every file is written to a temporary name in the
+same directory and renamed over the target, so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import torch
+
+from heatpose.config import ExperimentConfig, config_to_dict
+from heatpose.errors import HeatposeError
+from heatpose.models.checkpoint import read_checkpoint
+
+CHECKPOINT_KEYS = (
+    "model", "optimizer", "scheduler", "scaler", "epoch", "step", "best_metric", "rng", "config",
+)  # fmt: skip
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Call ``write(f)`` on a temporary file beside ``path``, fsync it, then rename it onto ``path``.
+
+    Readers see the old file or the complete new one, never a partial write; on any error the
+    temporary file is removed and the old file is left alone.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` through :func:`atomic_write`."""
+    return atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def atomic_write_json(path: str | Path, obj: Any, indent: int | None = None) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=indent) + "\n")
+
+
+# --------------------------------------------------------------------------- RNG state
+
+
+def rng_state() -> dict[str, Any]:
+    """The python, numpy, torch (and CUDA) generator states of this process."""
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        # numpy's state as plain types + a tensor, so ``weights_only`` loading accepts it
+        "numpy": _numpy_state_to_plain(np.random.get_state()),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _numpy_state_to_plain(state: tuple) -> tuple:
+    name, keys, pos, has_gauss, cached = state
+    return (str(name), torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached))
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices) from one number."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# --------------------------------------------------------------------------- contents
+
+
+def checkpoint_meta(cfg: ExperimentConfig) -> dict[str, Any]:
+    """What a user of the weights needs to know to feed them correctly."""
+    return {
+        "arch": cfg.model.arch,
+        "backbone_depth": cfg.model.backbone_depth,
+        "schema": cfg.data.schema,
+        "num_joints": cfg.model.num_joints,
+        "input_size": list(cfg.data.input_size),
+        "heatmap_size": list(cfg.heatmap_size),
+        "color_order": cfg.data.color_order,
+        "mean": list(cfg.data.mean),
+        "std": list(cfg.data.std),
+        "sigma": cfg.data.sigma,
+    }
+
+
+def meta_mismatches(meta: dict[str, Any], cfg: ExperimentConfig) -> list[str]:
+    """``"key: checkpoint X, config Y"`` for each metadata entry where the config disagrees."""
+    expected = checkpoint_meta(cfg)
+    out = []
+    for key, value in meta.items():
+        if key in expected and _normalise(value) != _normalise(expected[key]):
+            out.append(f"{key}: checkpoint {value}, config {expected[key]}")
+    return out
+
+
+def _normalise(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_normalise(v) for v in value]
+    if isinstance(value, float):
+        return round(value, 6)
+    return value
+
+
+def make_checkpoint(
+    cfg: ExperimentConfig,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: Any,
+    epoch: int,
+    step: int,
+    best_metric: float | None,
+) -> dict[str, Any]:
+    """The full training state; ``model`` must be the bare model (no DDP wrapper)."""
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "epoch": epoch,
+        "step": step,
+        "best_metric": best_metric,
+        "rng": rng_state(),
+        "config": config_to_dict(cfg),
+        "meta": checkpoint_meta(cfg),
+    }
+
+
+def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`make_checkpoint`, for ``--resume``.
+
+    A missing or unreadable file is a :class:`HeatposeError`. Everything in it is tensors and
+    plain values, so it loads with ``torch.load(weights_only=True)``.
+    """
+    ckpt = read_checkpoint(path)
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise HeatposeError(f"{path} is not a heatpose training checkpoint (missing {', '.join(missing)})")
+    return ckpt

@@ -1,0 +1,190 @@
+"""Keypoint schemas: joint names, left/right flip pairs, skeleton edges, OKS sigmas.
+
+COCO-17 follows the official ``person_keypoints`` category; MPII-16 follows the MPII
+Human Pose joint ids (LIP uses the same 16 joints in the same order).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from heatpose.errors import HeatposeError
+
+
+@dataclass(frozen=True)
+class KeypointSchema:
+    """A fixed set of joints and what is known about them."""
+
+    name: str
+    joint_names: tuple[str, ...]
+    flip_pairs: tuple[tuple[int, int], ...]
+    skeleton: tuple[tuple[int, int], ...]
+    sigmas: tuple[float, ...] | None = None  # OKS per-joint sigmas (COCO only)
+    upper_body: tuple[int, ...] = ()  # joints of the upper half, for half-body augmentation
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joint_names)
+
+    def flip_index(self) -> list[int]:
+        """``flip_index[j]`` is the joint that ``j`` becomes in a horizontally mirrored image."""
+        index = list(range(self.num_joints))
+        for a, b in self.flip_pairs:
+            index[a], index[b] = b, a
+        return index
+
+    def oks_sigmas(self) -> np.ndarray:
+        if self.sigmas is None:
+            raise HeatposeError(f"keypoint schema {self.name!r} has no OKS sigmas")
+        return np.asarray(self.sigmas, dtype=np.float64)
+
+
+COCO17 = KeypointSchema(
+    name="coco",
+    joint_names=(
+        "nose",
+        "left_eye",
+        "right_eye",
+        "left_ear",
+        "right_ear",
+        "left_shoulder",
+        "right_shoulder",
+        "left_elbow",
+        "right_elbow",
+        "left_wrist",
+        "right_wrist",
+        "left_hip",
+        "right_hip",
+        "left_knee",
+        "right_knee",
+        "left_ankle",
+        "right_ankle",
+    ),
+    flip_pairs=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)),
+    skeleton=(
+        (15, 13),
+        (13, 11),
+        (16, 14),
+        (14, 12),
+        (11, 12),
+        (5, 11),
+        (6, 12),
+        (5, 6),
+        (5, 7),
+        (6, 8),
+        (7, 9),
+        (8, 10),
+        (1, 2),
+        (0, 1),
+        (0, 2),
+        (1, 3),
+        (2, 4),
+        (3, 5),
+        (4, 6),
+    ),
+    sigmas=(
+        0.026,
+        0.025,
+        0.025,
+        0.035,
+        0.035,
+        0.079,
+        0.079,
+        0.072,
+        0.072,
+        0.062,
+        0.062,
+        0.107,
+        0.107,
+        0.087,
+        0.087,
+        0.089,
+        0.089,
+    ),
+    upper_body=tuple(range(11)),
+)
+
+MPII16 = KeypointSchema(
+    name="mpii",
+    joint_names=(
+        "right_ankle",
+        "right_knee",
+        "right_hip",
+        "left_hip",
+        "left_knee",
+        "left_ankle",
+        "pelvis",
+        "thorax",
+        "upper_neck",
+        "head_top",
+        "right_wrist",
+        "right_elbow",
+        "right_shoulder",
+        "left_shoulder",
+        "left_elbow",
+        "left_wrist",
+    ),
+    flip_pairs=((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)),
+    skeleton=(
+        (0, 1),
+        (1, 2),
+        (2, 6),
+        (6, 3),
+        (3, 4),
+        (4, 5),
+        (6, 7),
+        (7, 8),
+        (8, 9),
+        (7, 12),
+        (12, 11),
+        (11, 10),
+        (7, 13),
+        (13, 14),
+        (14, 15),
+    ),
+    upper_body=(7, 8, 9, 10, 11, 12, 13, 14, 15),
+)
+
+# LIP annotates the same 16 joints as MPII, in the same order.
+LIP16 = KeypointSchema(
+    name="lip",
+    joint_names=MPII16.joint_names,
+    flip_pairs=MPII16.flip_pairs,
+    skeleton=MPII16.skeleton,
+    upper_body=MPII16.upper_body,
+)
+
+SCHEMAS: dict[str, KeypointSchema] = {s.name: s for s in (COCO17, MPII16, LIP16)}
+
+# Joints that mean the same body point in both schemas: COCO index -> MPII index.
+COCO_TO_MPII: dict[int, int] = {
+    5: 13,
+    6: 12,
+    7: 14,
+    8: 11,
+    9: 15,
+    10: 10,
+    11: 3,
+    12: 2,
+    13: 4,
+    14: 1,
+    15: 5,
+    16: 0,
+}
+
+
+def get_schema(name: str) -> KeypointSchema:
+    try:
+        return SCHEMAS[name]
+    except KeyError:
+        raise HeatposeError(f"unknown keypoint schema {name!r}; known: {', '.join(SCHEMAS)}") from None
+
+
+def map_keypoints(keypoints: np.ndarray, mapping: dict[int, int], num_target: int) -> np.ndarray:
+    """Carry (..., K_src, C) keypoints into a target schema; unmapped joints are zero (invisible)."""
+    out = np.zeros((*keypoints.shape[:-2], num_target, keypoints.shape[-1]), dtype=keypoints.dtype)
+    for src, dst in mapping.items():
+        out[..., dst, :] = keypoints[..., src, :]
+    return out
