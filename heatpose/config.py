@@ -108,7 +108,7 @@ class ExperimentConfig:
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "model.arch": ("simple_baseline",),
-    "data.dataset": ("coco",),
+    "data.dataset": ("coco", "mpii"),
     "data.schema": ("coco", "mpii", "lip"),
     "data.color_order": ("rgb", "bgr"),
     "train.amp": ("none", "bf16", "fp16", "auto"),

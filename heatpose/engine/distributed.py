@@ -120,6 +120,18 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     return box[0]
 
 
+def broadcast_buffers(module: nn.Module, src: int = 0) -> None:
+    """Copy rank ``src``'s buffers (BatchNorm running statistics) to every rank.
+
+    DDP keeps parameters identical but each process updates its own running statistics in
+    its last forward pass; evaluating after this makes every rank use the weights that rank 0
+    saves in the checkpoint.
+    """
+    if is_dist():
+        for buffer in module.buffers():
+            dist.broadcast(buffer.data, src=src)
+
+
 def unwrap_model(model: nn.Module) -> nn.Module:
     """The bare model inside a DistributedDataParallel wrapper (whose keys carry ``module.``)."""
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model

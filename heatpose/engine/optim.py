@@ -45,9 +45,7 @@ def build_scheduler(
     cfg: TrainConfig, optimizer: torch.optim.Optimizer, iters_per_epoch: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """A per-iteration scheduler for :func:`lr_factor_at`; call ``.step()`` after every batch."""
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor_at(step, iters_per_epoch, cfg)
-    )
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor_at(step, iters_per_epoch, cfg))
 
 
 def cpu_has_amx() -> bool:

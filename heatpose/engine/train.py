@@ -1,0 +1,327 @@
+"""The training loop, top to bottom: :func:`train_one_epoch`, :func:`validate`, :func:`train`.
+
+``heatpose train CONFIG.yaml [--set k=v ...] [--work-dir DIR] [--resume]`` calls
+:func:`train`; ``torchrun --nproc-per-node N -m heatpose train ...`` runs the same code as N
+DDP processes (gloo on CPU, NCCL on CUDA; see docs/training.md).
+
+Exact resume: the shuffle order of epoch e comes from ``DistributedSampler(seed).set_epoch(e)``
+and each sample's augmentation from ``(seed, e, index)`` (``PoseDataset.set_epoch``), neither
+of which depends on anything that happened before; checkpoints are written at epoch ends with
+model, optimiser, scheduler, scaler and the python/numpy/torch RNG states. A run killed in
+epoch e+1 and resumed from ``latest.pth`` therefore replays epoch e+1 with the same batches,
+the same augmentation and the same weights: the loss sequence is that of an uninterrupted
+run (bit for bit on CPU; on CUDA up to the non-determinism of cuDNN kernels).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from heatpose.config import ExperimentConfig, config_to_dict, dump_config
+from heatpose.data.dataset import PoseDataset, build_dataset
+from heatpose.engine.checkpoint import (
+    atomic_save,
+    atomic_write_text,
+    load_training_checkpoint,
+    make_checkpoint,
+    seed_everything,
+    set_rng_state,
+)
+from heatpose.engine.distributed import (
+    DistInfo,
+    broadcast_buffers,
+    broadcast_object,
+    cleanup,
+    init_distributed,
+    is_main_process,
+    reduce_mean,
+    unwrap_model,
+)
+from heatpose.engine.evaluate import metric_names, predict_dataset, score_coco
+from heatpose.engine.logs import TrainLogger
+from heatpose.engine.optim import OptimStep, build_optimizer, build_scheduler
+from heatpose.errors import HeatposeError
+from heatpose.losses import JointsMSELoss
+from heatpose.models import build_model
+
+
+def _format_time(seconds: float) -> str:
+    seconds = int(max(0.0, seconds))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}h{rest // 60:02d}m" if h else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def train_one_epoch(
+    model: nn.Module,
+    criterion: nn.Module,
+    optim_step: OptimStep,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    loader: DataLoader,
+    device: torch.device,
+    epoch: int,
+    num_epochs: int,
+    step: int,
+    world_size: int = 1,
+    channels_last: bool = False,
+    logger: TrainLogger | None = None,
+) -> tuple[float, int]:
+    """One pass over ``loader``; returns the mean loss and the updated optimiser step count.
+
+    ``epoch`` is 0-based; logs and the progress bar count from 1. The loss logged per
+    iteration is averaged over all processes; samples/s counts the global batch.
+    """
+    model.train()
+    losses: list[float] = []
+    iters = len(loader)
+    seconds_per_iter = None
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{num_epochs}", unit="it", disable=not is_main_process())
+    tic = time.perf_counter()
+    for it, batch in enumerate(bar, start=1):
+        images = batch["image"].to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        target = batch["target"].to(device, non_blocking=True)
+        target_weight = batch["target_weight"].to(device, non_blocking=True)
+
+        with optim_step.autocast():
+            heatmaps = model(images)
+        heatmaps = [h.float() for h in heatmaps] if isinstance(heatmaps, (list, tuple)) else heatmaps.float()
+        loss = criterion(heatmaps, target, target_weight)
+        lr = optim_step.optimizer.param_groups[0]["lr"]  # the lr this step uses
+        optim_step(loss)
+        scheduler.step()
+        step += 1
+
+        loss_value = reduce_mean(loss.detach()).item()
+        if not math.isfinite(loss_value):
+            raise HeatposeError(
+                f"training diverged: loss is {loss_value} at epoch {epoch + 1}, iteration {it} "
+                "(try a lower train.lr, train.grad_clip or train.amp none)"
+            )
+        losses.append(loss_value)
+        toc = time.perf_counter()
+        samples_per_s = images.shape[0] * world_size / max(toc - tic, 1e-9)
+        seconds_per_iter = (
+            toc - tic if seconds_per_iter is None else 0.9 * seconds_per_iter + 0.1 * (toc - tic)
+        )
+        tic = toc
+        if logger is not None:
+            logger.log_iter(epoch + 1, it, step, loss_value, lr, samples_per_s)
+        remaining = (iters - it) + iters * (num_epochs - epoch - 1)
+        bar.set_postfix(
+            loss=f"{loss_value:.4g}",
+            lr=f"{lr:.3g}",
+            samples_s=f"{samples_per_s:.1f}",
+            run_eta=_format_time(remaining * seconds_per_iter),
+            refresh=False,
+        )
+    bar.close()
+    return sum(losses) / max(1, len(losses)), step
+
+
+def validate(
+    model: nn.Module,
+    dataset: PoseDataset,
+    cfg: ExperimentConfig,
+    device: torch.device,
+    amp_dtype: torch.dtype | None = None,
+) -> dict[str, float]:
+    """COCO AP of ``model`` on ``dataset`` with the test settings of ``cfg`` (flip, decode,
+    boxes), in the training precision; sharded over DDP ranks, the same numbers on every rank.
+
+    Runs the bare model with rank 0's BatchNorm running statistics (each DDP rank updates its
+    own), i.e. exactly the weights that go into the checkpoint.
+    """
+    model = unwrap_model(model)
+    broadcast_buffers(model)
+    preds = predict_dataset(
+        model,
+        dataset,
+        device,
+        cfg.test.batch_size,
+        flip=cfg.test.flip,
+        shift=cfg.test.shift_heatmap,
+        decode=cfg.test.decode,
+        num_workers=cfg.train.num_workers,
+        amp_dtype=amp_dtype,
+        channels_last=cfg.train.channels_last,
+    )
+    stats = score_coco(preds, cfg)[1] if is_main_process() else {}
+    return broadcast_object(stats)
+
+
+def train(cfg: ExperimentConfig, work_dir: str | Path, resume: bool = False) -> dict[str, float]:
+    """Train per ``cfg`` into ``work_dir``; returns the last epoch's metrics and the best one.
+
+    ``work_dir`` receives ``config.yaml`` (resolved), ``train_log.csv``, ``metrics.csv``,
+    ``tb/``, ``curves.png``, ``latest.pth`` and ``best.pth``. ``resume=True`` continues from
+    ``latest.pth`` at the next epoch; without it a work dir that already holds a checkpoint
+    is refused rather than overwritten.
+    """
+    return train_model(cfg, work_dir, resume)[1]
+
+
+def train_model(
+    cfg: ExperimentConfig, work_dir: str | Path, resume: bool = False
+) -> tuple[nn.Module, dict[str, float]]:
+    """:func:`train`, also returning this process's trained (unwrapped) model."""
+    info = init_distributed()
+    try:
+        return _train(cfg, Path(work_dir), resume, info)
+    finally:
+        cleanup(info)
+
+
+def _train(
+    cfg: ExperimentConfig, work_dir: Path, resume: bool, info: DistInfo
+) -> tuple[nn.Module, dict[str, float]]:
+    tcfg = cfg.train
+    device = info.device
+    main = info.is_main
+    if tcfg.val_interval > 0 and tcfg.save_metric not in metric_names(cfg):
+        choices = ", ".join(metric_names(cfg))
+        raise HeatposeError(f"config key 'train.save_metric': {tcfg.save_metric!r} is not one of {choices}")
+    latest_path, best_path = work_dir / "latest.pth", work_dir / "best.pth"
+    ckpt = None
+    if resume:
+        if not latest_path.is_file():
+            raise HeatposeError(f"--resume: no checkpoint to resume from at {latest_path}")
+        ckpt = load_training_checkpoint(latest_path)
+    elif latest_path.exists():
+        raise HeatposeError(
+            f"{work_dir} already holds a checkpoint (latest.pth): pass --resume to continue that run "
+            "or choose another --work-dir"
+        )
+
+    # Data: the shuffle order depends only on (seed, epoch), augmentation on (seed, epoch, index).
+    seed_everything(tcfg.seed)
+    train_set = build_dataset(cfg, "train")
+    val_set = build_dataset(cfg, "val") if tcfg.val_interval > 0 else None
+    sampler = DistributedSampler(
+        train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=tcfg.seed
+    )
+    # No persistent workers: a worker keeps its own copy of the dataset, and train_set.set_epoch()
+    # must reach the workers every epoch.
+    loader = DataLoader(
+        train_set,
+        batch_size=tcfg.batch_size,
+        sampler=sampler,
+        num_workers=tcfg.num_workers,
+        pin_memory=device.type == "cuda",
+    )
+
+    # Model, loss, optimiser, schedule, precision.
+    model = build_model(cfg.model).to(device)
+    if tcfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    criterion = JointsMSELoss(use_target_weight=True)
+    optimizer = build_optimizer(tcfg, model)
+    scheduler = build_scheduler(tcfg, optimizer, len(loader))
+    optim_step = OptimStep(optimizer, device, amp=tcfg.amp, grad_clip=tcfg.grad_clip)
+    torch.backends.cudnn.benchmark = True
+
+    start_epoch, step, best_metric = 0, 0, None
+    if ckpt is not None:
+        unwrap_model(model).load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        optim_step.scaler.load_state_dict(ckpt["scaler"])
+        start_epoch, step, best_metric = int(ckpt["epoch"]), int(ckpt["step"]), ckpt["best_metric"]
+        set_rng_state(ckpt["rng"])
+        if main:
+            _report_resume_changes(ckpt, cfg, start_epoch, step, len(loader))
+    if info.distributed:
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+
+    logger = None
+    if main:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(work_dir / "config.yaml", dump_config(cfg))
+        logger = TrainLogger(work_dir, len(loader), resume_epoch=start_epoch, resume_step=step)
+        print(
+            f"train: {len(train_set)} people, {len(loader)} iterations/epoch, batch {tcfg.batch_size} x "
+            f"{info.world_size} process(es), {optim_step.precision}"
+            f"{', channels_last' if tcfg.channels_last else ''} on {device}; work dir {work_dir}",
+            file=sys.stderr,
+        )
+        if start_epoch:
+            print(f"resumed from {latest_path} after epoch {start_epoch} (step {step})", file=sys.stderr)
+
+    metrics: dict[str, float] = {}
+    try:
+        for epoch in range(start_epoch, tcfg.epochs):
+            tic = time.perf_counter()
+            sampler.set_epoch(epoch)
+            train_set.set_epoch(epoch)
+            lr = optimizer.param_groups[0]["lr"]
+            train_loss, step = train_one_epoch(
+                model, criterion, optim_step, scheduler, loader, device, epoch, tcfg.epochs, step,
+                world_size=info.world_size, channels_last=tcfg.channels_last, logger=logger,
+            )  # fmt: skip
+            metrics = {"train_loss": train_loss, "lr": lr}
+            val_stats: dict[str, float] = {}
+            if val_set is not None and ((epoch + 1) % tcfg.val_interval == 0 or epoch + 1 == tcfg.epochs):
+                val_stats = validate(model, val_set, cfg, device, optim_step.dtype)
+                metrics.update(val_stats)
+            is_best = tcfg.save_metric in val_stats and (
+                best_metric is None or val_stats[tcfg.save_metric] > best_metric
+            )
+            if is_best:
+                best_metric = val_stats[tcfg.save_metric]
+            if main:
+                bare, scaler = unwrap_model(model), optim_step.scaler
+                state = make_checkpoint(cfg, bare, optimizer, scheduler, scaler, epoch + 1, step, best_metric)
+                atomic_save(state, latest_path)
+                if is_best:
+                    atomic_save(state, best_path)
+                logger.log_epoch(epoch + 1, metrics, metric=tcfg.save_metric)
+                shown = f", {tcfg.save_metric} {val_stats[tcfg.save_metric]:.4f}" if val_stats else ""
+                best = f" (best {best_metric:.4f})" if best_metric is not None else ""
+                print(
+                    f"epoch {epoch + 1}/{tcfg.epochs}: loss {train_loss:.6g}, lr {metrics['lr']:.3g}"
+                    f"{shown}{best}, {time.perf_counter() - tic:.1f} s",
+                    file=sys.stderr,
+                )
+    finally:
+        if logger is not None:
+            logger.close()
+    if start_epoch >= tcfg.epochs and main:
+        print(
+            f"nothing to do: {latest_path} has already trained {start_epoch} of {tcfg.epochs} epochs",
+            file=sys.stderr,
+        )
+    if best_metric is not None:
+        metrics[f"best_{tcfg.save_metric}"] = best_metric
+    return unwrap_model(model), metrics
+
+
+def _report_resume_changes(
+    ckpt: dict, cfg: ExperimentConfig, start_epoch: int, step: int, iters_per_epoch: int
+) -> None:
+    """Say which config values differ from the checkpoint's run (epochs may, others break exactness)."""
+    old, new = ckpt["config"], config_to_dict(cfg)
+    changed = [
+        f"{section}.{key}: {old[section].get(key)!r} -> {value!r}"
+        for section, values in new.items()
+        for key, value in values.items()
+        if old.get(section, {}).get(key) != value
+    ]
+    if changed:
+        print("resume: config differs from the checkpoint's run: " + "; ".join(changed), file=sys.stderr)
+    if step != start_epoch * iters_per_epoch:
+        print(
+            f"resume: warning: {step} steps in {start_epoch} epochs, but now {iters_per_epoch} iterations"
+            " per epoch "
+            "(batch size or process count changed): the lr schedule shifts and the resume is not exact",
+            file=sys.stderr,
+        )

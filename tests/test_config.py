@@ -1,0 +1,117 @@
+"""Experiment configs: every shipped file loads, its name states its recipe, and bad configs
+fail with one clear message naming the key."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from heatpose.config import ExperimentConfig, config_from_dict, config_to_dict, dump_config, load_config
+from heatpose.data.dataset import build_dataset
+from heatpose.errors import HeatposeError
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+ALL_CONFIGS = sorted(CONFIGS.rglob("*.yaml"))
+# res50_256x192_d256x3_adam_lr1e-3.yaml: depth, input HxW, deconv filters x layers, optimiser, lr
+NAME = re.compile(r"res(\d+)_(\d+)x(\d+)_d(\d+)x(\d+)_adam_lr([0-9.e-]+)(_[a-z0-9]+)*\.yaml")
+# The official recipe rows, written out key by key (no hidden defaults).
+FULL = ("coco", "mpii", "synthetic")
+
+
+def test_configs_exist():
+    names = {p.relative_to(CONFIGS).as_posix() for p in ALL_CONFIGS}
+    for depth in (50, 101, 152):
+        assert f"coco/res{depth}_256x192_d256x3_adam_lr1e-3.yaml" in names
+        assert f"coco/res{depth}_384x288_d256x3_adam_lr1e-3.yaml" in names
+        assert f"mpii/res{depth}_256x256_d256x3_adam_lr1e-3.yaml" in names
+    assert "synthetic/res18_128x96_d256x3_adam_lr1e-3.yaml" in names
+
+
+@pytest.mark.parametrize("path", ALL_CONFIGS, ids=lambda p: p.relative_to(CONFIGS).as_posix())
+def test_config_name_matches_contents(path):
+    cfg = load_config(path)
+    match = NAME.fullmatch(path.name)
+    assert match, f"{path.name} does not carry its recipe"
+    depth, height, width, filters, layers, lr, _ = match.groups()
+    assert cfg.model.backbone_depth == int(depth)
+    assert cfg.data.input_size == [int(width), int(height)]
+    assert (cfg.model.num_deconv_filters, cfg.model.num_deconv_layers) == (int(filters), int(layers))
+    assert cfg.train.lr == float(lr)
+    assert cfg.data.schema == ("mpii" if path.parent.name == "mpii" else "coco")
+    # Each file is one row of a results table and says what number that row should reach.
+    assert re.search(r"^# .*(AP|PCKh)", path.read_text(), re.MULTILINE), "no reference number comment"
+    if path.parent.name not in FULL:
+        return
+    raw = yaml.safe_load(path.read_text())
+    assert {section: set(values) for section, values in raw.items()} == {
+        section: set(values) for section, values in config_to_dict(cfg).items()
+    }
+
+
+def test_official_recipes():
+    r50 = load_config(CONFIGS / "coco" / "res50_256x192_d256x3_adam_lr1e-3.yaml")
+    assert r50.heatmap_size == (48, 64) and r50.data.sigma == 2.0
+    assert (r50.data.scale_factor, r50.data.rot_factor) == (0.3, 40.0)
+    assert (r50.train.epochs, r50.train.lr_steps, r50.train.lr_factor) == (140, [90, 120], 0.1)
+    assert r50.test.boxes != "gt" and r50.test.flip  # detector boxes, as the paper reports
+    big = load_config(CONFIGS / "coco" / "res152_384x288_d256x3_adam_lr1e-3.yaml")
+    assert big.heatmap_size == (72, 96) and big.data.sigma == 3.0
+    mpii = load_config(CONFIGS / "mpii" / "res101_256x256_d256x3_adam_lr1e-3.yaml")
+    assert (mpii.data.dataset, mpii.data.schema, mpii.model.num_joints) == ("mpii", "mpii", 16)
+    assert (mpii.data.scale_factor, mpii.data.rot_factor) == (0.25, 30.0)
+    assert mpii.data.train_ann.startswith("data/mpii/")
+
+
+def test_synthetic_config_points_at_heatpose_synth_output():
+    cfg = load_config(CONFIGS / "synthetic" / "res18_128x96_d256x3_adam_lr1e-3.yaml")
+    assert cfg.data.train_ann == "data/synthetic/annotations/person_keypoints_train.json"
+    assert cfg.data.val_images == "data/synthetic/images/val"
+    assert cfg.model.pretrained == "" and cfg.test.boxes == "gt"
+
+
+def test_overrides_and_round_trip(tmp_path):
+    path = CONFIGS / "synthetic" / "res18_128x96_d256x3_adam_lr1e-3.yaml"
+    cfg = load_config(path, ["train.lr=1e-4", "train.lr_steps=[3, 4]", "data.input_size=[192, 256]"])
+    assert cfg.train.lr == 1e-4 and cfg.train.lr_steps == [3, 4] and cfg.heatmap_size == (48, 64)
+    saved = tmp_path / "config.yaml"
+    saved.write_text(dump_config(cfg))
+    assert load_config(saved) == cfg
+
+
+@pytest.mark.parametrize(
+    ("data", "overrides", "fragment"),
+    [
+        ({"model": {"backbone_depht": 50}}, [], "unknown config key 'model.backbone_depht'"),
+        ({"trian": {}}, [], "unknown config key 'trian'"),
+        ({}, ["train.lr=fast"], "'train.lr': expected float"),
+        ({"train": {"epochs": 1.5}}, [], "'train.epochs': expected int"),
+        ({"train": {"amp": "fp8"}}, [], "'train.amp': 'fp8' is not one of"),
+        ({"data": {"input_size": [100, 256]}}, [], "multiples of 32"),
+        ({}, ["train.nope=1"], "unknown config key 'train.nope'"),
+    ],
+)
+def test_bad_configs_name_the_key(data, overrides, fragment):
+    with pytest.raises(HeatposeError) as err:
+        config_from_dict(data, overrides)
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_bad_config_file_names_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model:\n  depth: 50\n")
+    with pytest.raises(HeatposeError, match=r"bad\.yaml: unknown config key 'model\.depth'"):
+        load_config(path)
+    with pytest.raises(HeatposeError, match="config file not found"):
+        load_config(tmp_path / "absent.yaml")
+
+
+def test_missing_dataset_path_is_a_clear_error(tmp_path):
+    data = {"train_ann": str(tmp_path / "none.json"), "train_images": str(tmp_path)}
+    cfg = config_from_dict({"data": data})
+    with pytest.raises(HeatposeError, match=r"'data\.train_ann': path not found"):
+        build_dataset(cfg, "train")
+    with pytest.raises(HeatposeError, match=r"'data\.val_ann' is empty"):
+        build_dataset(ExperimentConfig(), "val")
