@@ -74,3 +74,29 @@ def test_missing_checkpoint_exits_2(tmp_path):
     cfg.write_text("model:\n  backbone_depth: 18\n")
     proc = run_cli("eval", str(cfg), "--checkpoint", str(tmp_path / "none.pth"))
     assert_one_line_error(proc, "none.pth")
+
+
+def test_synth_output_reads_back_and_scores_one_against_itself(tmp_path):
+    from heatpose.data.coco import read_coco_people
+
+    out = tmp_path / "synth"
+    proc = run_cli("synth", str(out), "--num-images", "6", "--seed", "3", "--split", "val", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    ann = out / "annotations" / "person_keypoints_val.json"
+    people = read_coco_people(ann, out / "images" / "val", 17, aspect_ratio=0.75)
+    gt = json.loads(ann.read_text())
+    labeled = [a for a in gt["annotations"] if a["num_keypoints"] > 0]
+    assert len(people) == len(labeled) > 0
+    preds = [
+        {"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+        for a in labeled
+    ]
+    preds_path = tmp_path / "preds.json"
+    preds_path.write_text(json.dumps(preds))
+    scored = run_cli("score", "--gt", str(ann), "--preds", str(preds_path), "--json")
+    assert scored.returncode == 0, scored.stderr
+    assert json.loads(scored.stdout)["AP"] == 1.0
+
+
+def test_synth_bad_arguments_exit_2(tmp_path):
+    assert_one_line_error(run_cli("synth", str(tmp_path / "s"), "--num-images", "0"), "num_images")

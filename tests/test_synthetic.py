@@ -138,6 +138,24 @@ def test_flags_match_the_drawing(index):
             assert all(person.body_keypoints[j, 2] in (0, 1) for j in face)
 
 
+def test_left_right_follows_facing():
+    """Facing the camera: the person's left is on the image right (in the body's own frame)."""
+    j = {name: BODY_JOINTS.index(name) for name in BODY_JOINTS}
+    checked = 0
+    for index in range(20):
+        for person in render_synthetic_image(4, index, "coco", SIZE).people:
+            k = person.body_keypoints
+            names = ("thorax", "pelvis", "left_shoulder", "right_shoulder")
+            if any(k[j[n], 2] == 0 for n in names):
+                continue
+            down = k[j["pelvis"], :2] - k[j["thorax"], :2]
+            lateral = k[j["left_shoulder"], :2] - k[j["right_shoulder"], :2]
+            cross = down[0] * lateral[1] - down[1] * lateral[0]  # < 0: left is on the image right
+            assert (cross < 0) == person.front
+            checked += 1
+    assert checked >= 20
+
+
 def test_mpii_list_matches_coco_json(mpii_set):
     records = json.loads(Path(mpii_set["mpii_file"]).read_text())
     anns = json.loads(Path(mpii_set["annotation_file"]).read_text())
@@ -175,6 +193,7 @@ def test_mpii_head_top_is_inside_its_headbox():
         ({"num_images": 0}, "num_images"),
         ({"layout": "lsp"}, "layout"),
         ({"image_size": (32, 256)}, "image_size"),
+        ({"image_size": (320.0, 256)}, "image_size"),
         ({"seed": -1}, "seed"),
         ({"split_name": "../x"}, "split_name"),
     ],

@@ -9,19 +9,22 @@ What is drawn
     Each image has a cluttered background (gradient, low-frequency noise, rectangles, circles,
     lines, polygons, noise blobs, striped patches and limb-like distractor sticks) and 1-4 people
     drawn back to front (smaller people first, mostly). A person is a torso, neck, head, ears,
-    upper/lower arms, hands, thighs, shins and feet; limbs are shaded capsules. Proportions,
-    limb thickness, clothing colours and textures (solid / stripes / noise), pose (standing,
-    walking, arms raised, waving, crouching, seated), facing, head tilt/yaw and a global rotation
-    (mostly within +-30 degrees) are random. Sometimes a foreground occluder (box, pole, blob) is
-    drawn over the people. Mild colour jitter, blur and noise, then JPEG quality 95.
+    upper/lower arms, hands, thighs, shins and feet; limbs are shaded, anti-aliased capsules.
+    Proportions, limb thickness, clothing colours and textures (solid / stripes / noise), pose
+    (standing, walking, arms raised, waving, crouching, seated), facing, head tilt/yaw and a
+    global rotation (mostly within +-30 degrees) are random. Sometimes a foreground occluder
+    (box, pole, blob) is drawn over the people. Mild colour jitter, blur and noise, then JPEG
+    quality 95.
 
-Left/right cue (so left/right is decidable from pixels)
-    Every segment of a person's LEFT arm and LEFT leg (upper arm, forearm, thigh, shin) carries
-    contrasting bands across the limb and a dark outline; the right limbs never do (they are solid
-    or noise-textured). 80% of people face the camera: their face shows eyes, nose and mouth under
-    a hair cap, and their left side is on the image right. The rest are seen from behind: hair
-    covers the whole head, no face is drawn and their left side is on the image left. The banded
-    limbs are the cue either way.
+Left/right cue (decidable from pixels, and consistent with horizontal flips)
+    Left and right follow from which way a person faces, as in real photos. 80% face the camera:
+    a face (eyes, nose, mouth) under a hair cap, a V-neck and a row of buttons, and their left
+    side on the image right. The rest are seen from behind: hair over the whole head, no face,
+    a dark collar, and their left side on the image left. Every marking is left/right symmetric
+    on purpose: a one-sided marking (say, bands on the left limbs only) turns into a right-side
+    marking under flip augmentation and flip testing, so a network could not learn it and flip
+    testing would swap joints. Limb textures (solid, noise, stripes) are per person and the same
+    on both sides.
 
 Keypoints and visibility flags (COCO convention)
     Coordinates are float pixels, pixel (i, j) centred at (i, j) (the cv2 / Simple Baselines
@@ -80,15 +83,15 @@ _J = {name: i for i, name in enumerate(BODY_JOINTS)}
 _HIDDEN_WHEN_BACK = (_J["nose"], _J["left_eye"], _J["right_eye"])
 
 # Difficulty knobs: what a network trained on this data has to cope with.
-_PEOPLE_PER_IMAGE = {1: 0.3, 2: 0.3, 3: 0.22, 4: 0.18}
-_HEIGHT_RANGE = (0.35, 0.9)  # person standing height / image height
+_PEOPLE_PER_IMAGE = {1: 0.4, 2: 0.3, 3: 0.2, 4: 0.1}
+_HEIGHT_RANGE = (0.4, 0.9)  # person standing height / image height
 _P_FRONT = 0.8  # faces the camera; else seen from behind
-_P_UPRIGHT = 0.9  # rotated N(0, 10) deg clipped to +-30; else uniform in +-90
-_P_OCCLUDER = 0.3  # images with 1-2 foreground occluders
-_CLUTTER_SHAPES = (6, 16)  # [low, high) background shapes per image
-_DISTRACTOR_STICKS = (0, 4)  # [low, high) limb-like sticks per image
-_MIN_VISIBLE_AREA = 0.4  # each person keeps this fraction of its in-image silhouette visible
-_MIN_VISIBLE_JOINTS = 0.5  # ... and this fraction of its in-image joints visible
+_P_UPRIGHT = 0.93  # rotated N(0, 10) deg clipped to +-30; else uniform in +-90
+_P_OCCLUDER = 0.2  # images with 1-2 foreground occluders
+_CLUTTER_SHAPES = (4, 12)  # [low, high) background shapes per image
+_DISTRACTOR_STICKS = (0, 3)  # [low, high) limb-like sticks per image
+_MIN_VISIBLE_AREA = 0.5  # each person keeps this fraction of its in-image silhouette visible
+_MIN_VISIBLE_JOINTS = 0.6  # ... and this fraction of its in-image joints visible
 _MIN_JOINTS_IN_FRAME = 0.6  # fraction of a person's joints inside the image
 _SKIN = np.array(
     [[0.71, 0.82, 0.96], [0.55, 0.69, 0.87], [0.42, 0.57, 0.76], [0.30, 0.42, 0.60], [0.20, 0.29, 0.43]],
@@ -129,19 +132,17 @@ class _Layer:
 
 @dataclass
 class _Style:
-    """How a part is coloured: base colour, texture, and the left-limb bands."""
+    """How a part is coloured: base colour and texture."""
 
     color: np.ndarray
     texture: str = "solid"  # solid | noise | stripes
     stripe_color: np.ndarray | None = None
     stripe_period: float = 6.0
-    banded: bool = False
-    band_period: float = 6.0
-    band_phase: float = 0.0
+    stripe_phase: float = 0.0
 
 
 def _contrast(color: np.ndarray) -> np.ndarray:
-    """A band colour that stands out against ``color``."""
+    """A stripe colour that stands out against ``color``."""
     lum = float(color @ np.array([0.114, 0.587, 0.299], np.float32))
     return np.full(3, 0.08 if lum > 0.45 else 0.95, np.float32)
 
@@ -151,13 +152,14 @@ def _textured(layer: _Layer, sl, style: _Style, shade: np.ndarray, along: np.nda
     if style.texture == "noise":
         col = col * (1.0 + 0.22 * layer.noise[sl])[..., None]
     elif style.texture == "stripes" and style.stripe_color is not None:
-        s = np.clip(np.sin(along * (2 * np.pi / style.stripe_period)) * 3 + 0.5, 0, 1)[..., None]
+        phase = along * (2 * np.pi / style.stripe_period) + style.stripe_phase
+        s = np.clip(np.sin(phase) * 3 + 0.5, 0, 1)[..., None]
         col = col * (1 - s) + style.stripe_color * shade[..., None] * s
     return col
 
 
 def _draw_capsule(layer: _Layer, p0: np.ndarray, p1: np.ndarray, r0: float, r1: float, style: _Style) -> None:
-    """A shaded, tapered, anti-aliased capsule; banded with a dark outline when ``style.banded``."""
+    """A shaded, tapered, anti-aliased capsule (stripes run across it)."""
     r = max(r0, r1)
     lo, hi = np.minimum(p0, p1) - r, np.maximum(p0, p1) + r
     win = layer.window((lo[0], lo[1], hi[0], hi[1]))
@@ -178,14 +180,7 @@ def _draw_capsule(layer: _Layer, p0: np.ndarray, p1: np.ndarray, r0: float, r1: 
         return
     n = np.clip(across / rad, -1.0, 1.0)
     shade = 1.08 - 0.35 * n * n + 0.12 * layer.light * n
-    col = _textured(layer, sl, style, shade, along)
-    if style.banded:
-        b = np.clip(np.sin(along * (2 * np.pi / style.band_period) + style.band_phase) * 3 + 0.5, 0, 1)
-        band = _contrast(style.color) * shade[..., None]
-        col = col * (1 - b[..., None]) + band * b[..., None]
-        edge = np.clip(dist - (rad - 1.3), 0.0, 1.0)
-        col = col * (1.0 - 0.75 * edge)[..., None]
-    layer.paint(sl, a, col)
+    layer.paint(sl, a, _textured(layer, sl, style, shade, along))
 
 
 def _ellipse_frame(layer: _Layer, c: np.ndarray, ax: float, ay: float, angle: float):
@@ -232,7 +227,7 @@ def _draw_head(
         return
     sl, u, v, rho, a = frame
     shade = (1.05 - 0.25 * rho * rho + 0.1 * layer.light * np.clip(u, -1, 1))[..., None]
-    hairline = -0.55 + hairstyle + 0.55 * u * u if front else 0.75 + 0.0 * u
+    hairline = -0.55 + hairstyle + 0.55 * u * u if front else 0.75
     h = np.clip((hairline - v) * ay, 0.0, 1.0)[..., None]
     col = (skin * (1 - h) + hair * h) * shade
     layer.paint(sl, a, col)
@@ -326,7 +321,7 @@ def _sample_person(rng: np.random.Generator, height: float, anchor: np.ndarray) 
     torso_len, sh_w, hip_w, neck_len = (f * H * jit() for f in (0.30, 0.115, 0.065, 0.045))
     seg = {"ua": 0.165 * H * jit(), "fa": 0.155 * H * jit(), "th": 0.245 * H * jit(), "sh": 0.24 * H * jit()}
     thick = jit(0.8, 1.25)
-    rad = {"ua": 0.034 * H * thick, "fa": 0.027 * H * thick, "th": 0.05 * H * thick, "sh": 0.037 * H * thick}
+    rad = {"ua": 0.038 * H * thick, "fa": 0.031 * H * thick, "th": 0.056 * H * thick, "sh": 0.042 * H * thick}
     rx, ry = 0.05 * H * jit(), 0.066 * H * jit()
     pose = _sample_limbs(rng)
 
@@ -355,7 +350,7 @@ def _sample_person(rng: np.random.Generator, height: float, anchor: np.ndarray) 
         ankle = knee + seg["sh"] * p["leg_fs"] * sdir
         b.update({f"{side}_shoulder": sh, f"{side}_elbow": elbow, f"{side}_wrist": wrist})
         b.update({f"{side}_hip": hip, f"{side}_knee": knee, f"{side}_ankle": ankle})
-        extras[f"{side}_hand"] = wrist + fdir * 0.03 * H
+        extras[f"{side}_hand"] = wrist + fdir * 0.04 * H
         extras[f"{side}_foot"] = ankle + sdir * 0.025 * H + np.array([sgn * 0.015 * H, 0.0])
 
     tilt_n, tilt_h = math.radians(rng.normal(0, 6)), math.radians(rng.normal(0, 8))
@@ -408,7 +403,7 @@ class _Look:
     shorts: bool
     hairstyle: float
     limb_texture: str = "solid"
-    band_phase: float = 0.0
+    stripe_phase: float = 0.0
 
     @classmethod
     def sample(cls, rng: np.random.Generator, H: float) -> _Look:
@@ -430,14 +425,14 @@ class _Look:
             sleeves=int(rng.choice(3, p=[0.25, 0.4, 0.35])),
             shorts=bool(rng.random() < 0.3),
             hairstyle=float(rng.uniform(-0.15, 0.2)),
-            limb_texture=str(rng.choice(["solid", "noise"], p=[0.6, 0.4])),
-            band_phase=float(rng.uniform(0, 2 * np.pi)),
+            limb_texture=str(rng.choice(["solid", "noise", "stripes"], p=[0.5, 0.3, 0.2])),
+            stripe_phase=float(rng.uniform(0, 2 * np.pi)),
         )
 
-    def limb(self, base: np.ndarray, left: bool, radius: float) -> _Style:
-        """The left limbs carry the bands; the right ones never do (the left/right cue)."""
-        tex = "noise" if self.limb_texture == "noise" else "solid"
-        return _Style(base, tex, banded=left, band_period=max(5.0, 2.2 * radius), band_phase=self.band_phase)
+    def limb(self, base: np.ndarray, radius: float) -> _Style:
+        """Both sides alike: a one-sided marking would contradict flip augmentation."""
+        period = max(5.0, 2.2 * radius)
+        return _Style(base, self.limb_texture, _contrast(base), period, self.stripe_phase)
 
 
 def _person_ops(
@@ -466,8 +461,12 @@ def _person_ops(
         bounds.append((c[0] - r, c[1] - r, c[0] + r, c[1] + r))
 
     def limb(side: str, a: str, b: str, r: str, taper: float, color: np.ndarray) -> None:
-        style = look.limb(color, side == "left", rad[r])
+        style = look.limb(color, rad[r])
         capsule(p[f"{side}_{a}"], p[f"{side}_{b}"], rad[r], rad[r] * taper, style)
+
+    def pad(side: str, joint: str, r: str, color: np.ndarray) -> None:
+        """A darker disc that marks an elbow or knee even when the limb is straight."""
+        ellipse(p[f"{side}_{joint}"], 0.9 * rad[r], 0.9 * rad[r], 0.0, _Style(color * 0.72))
 
     def end(side: str, a: str, b: str, size: tuple[float, float], color: np.ndarray) -> None:
         d = p[f"{side}_{b}"] - p[f"{side}_{a}"]  # hands and feet point along their limb
@@ -478,8 +477,10 @@ def _person_ops(
     sides = ["left", "right"]
     rng.shuffle(sides)
     for side in sides:
+        shin = look.skin if look.shorts else look.pants.color
         limb(side, "hip", "knee", "th", 0.85, look.pants.color)
-        limb(side, "knee", "ankle", "sh", 0.8, look.skin if look.shorts else look.pants.color)
+        limb(side, "knee", "ankle", "sh", 0.7, shin)
+        pad(side, "knee", "sh", shin)
         end(side, "ankle", "foot", (0.045, 0.022), look.shoes)
 
     # torso: hull of circles at shoulders and hips, shirt above the waist, pants below
@@ -503,8 +504,21 @@ def _person_ops(
     if len(low) >= 3:
         ops.append(partial(_draw_polygon, pts=cv2.convexHull(low)[:, 0, :], style=look.pants, frame=frame))
 
+    # which way someone faces decides left/right, so the torso shows it too (symmetrically)
+    if front:  # a V-neck and a row of buttons
+        top = p["thorax"] - ey * 0.02 * torso_len
+        vneck = np.array([top - ex * 0.3 * sh_w, top + ex * 0.3 * sh_w, top + ey * 0.24 * torso_len])
+        ops.append(partial(_draw_polygon, pts=vneck.astype(np.float32), style=_Style(look.skin), frame=frame))
+        button = _Style(_contrast(look.shirt.color))
+        for f in (0.38, 0.54, 0.7):
+            ellipse(p["thorax"] + ey * f * torso_len, 0.013 * H, 0.013 * H, 0.0, button)
     neck_end = p["upper_neck"] + (p["upper_neck"] - p["thorax"]) * 0.5
     capsule(p["thorax"], neck_end, 0.024 * H, 0.022 * H, _Style(look.skin * 0.92))
+    if not front:  # a dark collar across the back of the neck
+        c = p["thorax"] + ey * 0.04 * torso_len
+        capsule(
+            c - ex * 0.4 * sh_w, c + ex * 0.4 * sh_w, 0.022 * H, 0.022 * H, _Style(look.shirt.color * 0.45)
+        )
     for side in ("left", "right"):
         ellipse(p[f"{side}_ear"], 0.24 * rx, 0.32 * ry, head_angle, _Style(look.skin * 0.85))
     head_c = p["head_c"]
@@ -522,9 +536,11 @@ def _person_ops(
 
     rng.shuffle(sides)
     for side in sides:
+        forearm = look.shirt.color if look.sleeves == 2 else look.skin
         limb(side, "shoulder", "elbow", "ua", 0.9, look.shirt.color if look.sleeves else look.skin)
-        limb(side, "elbow", "wrist", "fa", 0.8, look.shirt.color if look.sleeves == 2 else look.skin)
-        end(side, "wrist", "hand", (0.022, 0.032), look.skin)
+        limb(side, "elbow", "wrist", "fa", 0.62, forearm)
+        pad(side, "elbow", "fa", forearm)
+        end(side, "wrist", "hand", (0.03, 0.04), look.skin * 0.85)  # wider than the wrist
     return ops, bounds
 
 
@@ -630,8 +646,8 @@ def _distractor_stick(rng: np.random.Generator, layer: _Layer, h: int) -> None:
     p = np.array([rng.uniform(0, layer.w), rng.uniform(0, layer.h)])
     r = float(rng.uniform(0.012, 0.04) * h)
     base = _SKIN[rng.integers(len(_SKIN))] if rng.random() < 0.4 else _random_color(rng)
-    banded = bool(rng.random() < 0.2)
-    style = _Style(base, str(rng.choice(["solid", "noise"])), banded=banded, band_period=max(5.0, 2.2 * r))
+    texture = str(rng.choice(["solid", "noise", "stripes"], p=[0.4, 0.4, 0.2]))
+    style = _Style(base, texture, _contrast(base), max(5.0, 2.2 * r))
     ang = rng.uniform(0, 2 * np.pi)
     for _ in range(int(rng.integers(1, 3))):
         q = p + rng.uniform(0.08, 0.25) * h * np.array([math.cos(ang), math.sin(ang)])
@@ -852,8 +868,9 @@ def _check_args(
         raise HeatposeError(f"num_images must be a positive integer, got {num_images!r}")
     if layout not in LAYOUTS:
         raise HeatposeError(f"unknown synthetic layout {layout!r}; known: {', '.join(LAYOUTS)}")
-    if len(image_size) != 2 or min(image_size) < 64:
-        raise HeatposeError(f"image_size must be (width, height), each at least 64, got {image_size!r}")
+    sizes_ok = len(image_size) == 2 and all(isinstance(v, (int, np.integer)) and v >= 64 for v in image_size)
+    if not sizes_ok:
+        raise HeatposeError(f"image_size must be (width, height), integers >= 64, got {image_size!r}")
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise HeatposeError(f"seed must be a non-negative integer, got {seed!r}")
     if not split_name or Path(split_name).name != split_name or split_name in (".", ".."):
