@@ -15,9 +15,9 @@ import torch.distributed as dist
 
 from heatpose.config import load_config
 from heatpose.data.dataset import build_dataset
-from heatpose.engine.checkpoint import atomic_write_json
 from heatpose.engine.evaluate import predict_dataset
 from heatpose.engine.train import train_model
+from heatpose.io import atomic_write_json
 
 
 def main(config: str, work_dir: str, out: str) -> None:

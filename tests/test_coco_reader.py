@@ -76,7 +76,7 @@ def test_bad_annotations_name_the_problem(tmp_path, overrides, message):
 def test_malformed_json_and_missing_files(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"images": [1, 2,')
-    with pytest.raises(HeatposeError, match=r"not valid JSON \(line 1"):
+    with pytest.raises(HeatposeError, match=r"not valid JSON: .* at line 1"):
         read_coco_people(bad, tmp_path, 17, 0.75)
     with pytest.raises(HeatposeError, match="file not found"):
         read_coco_people(tmp_path / "nope.json", tmp_path, 17, 0.75)

@@ -14,7 +14,6 @@ from torch import nn
 from heatpose.config import ExperimentConfig, TrainConfig
 from heatpose.engine.checkpoint import (
     atomic_save,
-    atomic_write_text,
     checkpoint_meta,
     load_training_checkpoint,
     make_checkpoint,
@@ -27,6 +26,7 @@ from heatpose.engine.evaluate import Predictions, boxes_tag, describe_boxes, pre
 from heatpose.engine.logs import TrainLogger, read_csv
 from heatpose.engine.optim import OptimStep, build_scheduler, cpu_has_amx, lr_factor_at, resolve_amp_dtype
 from heatpose.errors import HeatposeError
+from heatpose.io import atomic_write_text
 from heatpose.keypoints import get_schema
 
 CPU = torch.device("cpu")

@@ -17,27 +17,12 @@ import numpy as np
 from heatpose.data.records import PersonSample
 from heatpose.data.transforms import box_to_center_scale
 from heatpose.errors import HeatposeError
-
-
-def load_json(path: str | Path) -> Any:
-    """Read json with a one-line error for a missing file or bad syntax."""
-    path = Path(path)
-    if not path.is_file():
-        raise HeatposeError(f"file not found: {path}")
-    try:
-        with path.open() as f:
-            return json.load(f)
-    except json.JSONDecodeError as err:
-        raise HeatposeError(
-            f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})"
-        ) from None
-    except UnicodeDecodeError:
-        raise HeatposeError(f"{path}: not a text JSON file") from None
+from heatpose.io import load_json
 
 
 def load_coco_gt(path: str | Path, num_joints: int) -> dict[str, Any]:
     """Load and check a COCO keypoints GT file: required sections and keypoint counts."""
-    data = load_json(path)
+    data = load_json(path, "annotation")
     if not isinstance(data, dict):
         raise HeatposeError(f"{path}: expected a COCO json object with images/annotations/categories")
     for key in ("images", "annotations", "categories"):
@@ -160,7 +145,7 @@ def _detection_samples(
     enlarge: float,
     det_score_thr: float,
 ) -> list[PersonSample]:
-    dets = load_json(det_path)
+    dets = load_json(det_path, "detection")
     if not isinstance(dets, list):
         raise HeatposeError(f"{det_path}: expected a list of COCO detection results")
     samples = []

@@ -22,12 +22,16 @@ def box_to_center_scale(
     """Official ``_box2cs``: pad an (x, y, w, h) box to ``aspect_ratio`` (w/h), enlarge, unit 200 px."""
     x, y, w, h = (float(v) for v in box)
     center = np.array([x + w * 0.5, y + h * 0.5], dtype=np.float32)
+    return center, _padded_scale(w, h, aspect_ratio) * enlarge
+
+
+def _padded_scale(w: float, h: float, aspect_ratio: float) -> np.ndarray:
+    """Grow the short side so that w / h == aspect_ratio; in units of 200 px."""
     if w > aspect_ratio * h:
         h = w / aspect_ratio
     elif w < aspect_ratio * h:
         w = h * aspect_ratio
-    scale = np.array([w / PIXEL_STD, h / PIXEL_STD], dtype=np.float32) * enlarge
-    return center, scale
+    return np.array([w / PIXEL_STD, h / PIXEL_STD], dtype=np.float32)
 
 
 def get_affine_transform(
@@ -122,12 +126,7 @@ def half_body_center_scale(
     center = pts.mean(axis=0).astype(np.float32)
     left_top, right_bottom = pts.min(axis=0), pts.max(axis=0)
     w, h = right_bottom - left_top
-    if w > aspect_ratio * h:
-        h = w / aspect_ratio
-    elif w < aspect_ratio * h:
-        w = h * aspect_ratio
-    scale = np.array([w / PIXEL_STD, h / PIXEL_STD], dtype=np.float32) * 1.5
-    return center, scale
+    return center, _padded_scale(float(w), float(h), aspect_ratio) * 1.5
 
 
 def sample_crop(

@@ -16,19 +16,16 @@ same directory and renamed over the target, so a crash never leaves half a file.
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from heatpose.config import ExperimentConfig, config_to_dict
 from heatpose.errors import HeatposeError
+from heatpose.io import atomic_write
 from heatpose.models.checkpoint import read_checkpoint
 
 CHECKPOINT_KEYS = (
@@ -36,38 +33,9 @@ CHECKPOINT_KEYS = (
 )  # fmt: skip
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(f)`` on a temporary file beside ``path``, fsync it, then rename it onto ``path``.
-
-    Readers see the old file or the complete new one, never a partial write; on any error the
-    temporary file is removed and the old file is left alone.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def atomic_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` through :func:`atomic_write`."""
     return atomic_write(path, lambda f: torch.save(obj, f))
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
-
-
-def atomic_write_json(path: str | Path, obj: Any, indent: int | None = None) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=indent) + "\n")
 
 
 # --------------------------------------------------------------------------- RNG state

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from heatpose.codec import HeatmapCodec, flip_back
 from heatpose.config import ExperimentConfig, config_to_dict
 from heatpose.data.dataset import PoseDataset, build_dataset
-from heatpose.engine.checkpoint import atomic_write_json, meta_mismatches
+from heatpose.engine.checkpoint import meta_mismatches
 from heatpose.engine.distributed import (
     all_gather_object,
     broadcast_object,
@@ -38,6 +38,7 @@ from heatpose.engine.distributed import (
 )
 from heatpose.errors import HeatposeError
 from heatpose.evaluation.coco import STAT_NAMES, evaluate_keypoints, format_table, make_coco_results
+from heatpose.io import atomic_write_json
 from heatpose.keypoints import get_schema
 from heatpose.models import build_model, load_model_weights
 from heatpose.models.checkpoint import read_checkpoint

@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from heatpose.engine.checkpoint import atomic_write
+from heatpose.io import atomic_write
 
 ITER_FIELDS = ("epoch", "iter", "step", "loss", "lr", "samples_per_s")
 

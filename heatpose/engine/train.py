@@ -29,7 +29,6 @@ from heatpose.config import ExperimentConfig, config_to_dict, dump_config
 from heatpose.data.dataset import PoseDataset, build_dataset
 from heatpose.engine.checkpoint import (
     atomic_save,
-    atomic_write_text,
     load_training_checkpoint,
     make_checkpoint,
     seed_everything,
@@ -49,6 +48,7 @@ from heatpose.engine.evaluate import metric_names, predict_dataset, score_coco
 from heatpose.engine.logs import TrainLogger
 from heatpose.engine.optim import OptimStep, build_optimizer, build_scheduler
 from heatpose.errors import HeatposeError
+from heatpose.io import atomic_write_text
 from heatpose.losses import JointsMSELoss
 from heatpose.models import build_model
 

@@ -25,6 +25,7 @@ from pycocotools.cocoeval import COCOeval
 
 from heatpose.errors import HeatposeError
 from heatpose.evaluation.nms import oks_nms
+from heatpose.io import load_json
 
 # Order of COCOeval.stats for iouType="keypoints".
 STAT_NAMES: tuple[str, ...] = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
@@ -112,22 +113,6 @@ def make_coco_results(
 # --------------------------------------------------------------------------- loading and validation
 
 
-def _load_json(path: str | Path, what: str) -> Any:
-    p = Path(path)
-    if not p.exists():
-        raise HeatposeError(f"{what} file not found: {p}")
-    if not p.is_file():
-        raise HeatposeError(f"{what} path is not a file: {p}")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise HeatposeError(f"{p}: cannot read {what} file: {e}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise HeatposeError(f"{p}: not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
-
-
 def _validate_gt(data: Any, name: str) -> None:
     if not isinstance(data, dict):
         raise HeatposeError(f"{name}: COCO ground truth must be a JSON object, got {type(data).__name__}")
@@ -154,7 +139,7 @@ def load_gt(gt: str | Path | COCO) -> COCO:
     """A pycocotools ``COCO`` for keypoint ground truth, validated, without pycocotools' prints."""
     if isinstance(gt, COCO):
         return gt
-    data = _load_json(gt, "ground truth")
+    data = load_json(gt, "ground truth")
     _validate_gt(data, str(gt))
     coco = COCO()
     coco.dataset = data
@@ -211,7 +196,7 @@ def load_results(results: list[dict] | str | Path, coco_gt: COCO) -> list[dict]:
     """Validated deep copy of keypoint results (pycocotools' ``loadRes`` mutates what it gets)."""
     if isinstance(results, (str, Path)):
         name = str(results)
-        data = _load_json(results, "results")
+        data = load_json(results, "results")
     else:
         name, data = "results", results
     if not isinstance(data, list):

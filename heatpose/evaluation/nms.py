@@ -8,6 +8,8 @@ threshold rule (a candidate survives while its overlap is ``<= thresh``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 _EPS = np.spacing(1)
@@ -79,14 +81,24 @@ def oks_nms(
     areas = np.asarray(areas, dtype=np.float64)
     if keypoints.shape[0] == 0:
         return []
+    return _greedy_nms(
+        scores,
+        lambda i, rest: oks_iou(keypoints[i], keypoints[rest], areas[i], areas[rest], sigmas, vis_thr),
+        thresh,
+    )
+
+
+def _greedy_nms(
+    scores: np.ndarray, overlap: Callable[[int, np.ndarray], np.ndarray], thresh: float
+) -> list[int]:
+    """Visit by descending score (official ``argsort()[::-1]`` tie order); drop overlaps ``> thresh``."""
     order = scores.argsort()[::-1]
     keep: list[int] = []
     while order.size > 0:
         i = int(order[0])
         keep.append(i)
         rest = order[1:]
-        ovr = oks_iou(keypoints[i], keypoints[rest], areas[i], areas[rest], sigmas, vis_thr)
-        order = rest[np.where(ovr <= thresh)[0]]
+        order = rest[np.where(overlap(i, rest) <= thresh)[0]]
     return keep
 
 
@@ -111,12 +123,4 @@ def box_nms(boxes: np.ndarray, scores: np.ndarray, iou_thr: float, offset: float
     """Indices of xyxy boxes kept by greedy NMS, best score first (IoU ``> iou_thr`` is suppressed)."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     scores = np.asarray(scores, dtype=np.float64)
-    order = scores.argsort()[::-1]
-    keep: list[int] = []
-    while order.size > 0:
-        i = int(order[0])
-        keep.append(i)
-        rest = order[1:]
-        ovr = box_iou(boxes[i], boxes[rest], offset)
-        order = rest[np.where(ovr <= iou_thr)[0]]
-    return keep
+    return _greedy_nms(scores, lambda i, rest: box_iou(boxes[i], boxes[rest], offset), iou_thr)
