@@ -152,10 +152,12 @@ def test_bf16_channels_last_warmup_clip_smoke(tiny_data, tmp_path):
         "train.grad_clip=1.0",
         "train.warmup_iters=3",
         "train.val_interval=0",
+        "train.batch_size=4",  # enough iterations to see the whole warm-up, whatever the people count
     )
     metrics = train(cfg, tmp_path)
     assert np.isfinite(metrics["train_loss"]) and "AP" not in metrics
     lrs = [r["lr"] for r in read_csv(tmp_path / "train_log.csv")]
+    assert len(lrs) >= 4, f"the fixture gave only {len(lrs)} iterations"
     assert lrs[0] == pytest.approx(1e-6) and lrs[0] < lrs[1] < lrs[2] < lrs[3] == pytest.approx(1e-3)
     assert not (tmp_path / "best.pth").exists()  # no validation, no best
 
