@@ -20,14 +20,19 @@ from heatpose.errors import HeatposeError
 from heatpose.io import load_json
 
 
+def check_coco_sections(data: Any, name: str) -> None:
+    """A COCO ground-truth file is an object with ``images``, ``annotations`` and ``categories`` lists."""
+    if not isinstance(data, dict):
+        raise HeatposeError(f"{name}: COCO ground truth must be a JSON object, got {type(data).__name__}")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise HeatposeError(f"{name}: COCO ground truth lacks an {key!r} list")
+
+
 def load_coco_gt(path: str | Path, num_joints: int) -> dict[str, Any]:
     """Load and check a COCO keypoints GT file: required sections and keypoint counts."""
     data = load_json(path, "annotation")
-    if not isinstance(data, dict):
-        raise HeatposeError(f"{path}: expected a COCO json object with images/annotations/categories")
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key), list):
-            raise HeatposeError(f"{path}: missing or malformed {key!r} list")
+    check_coco_sections(data, str(path))
     for i, ann in enumerate(data["annotations"]):
         if not isinstance(ann, dict) or "image_id" not in ann or "bbox" not in ann:
             raise HeatposeError(f"{path}: annotation {i} lacks image_id or bbox")

@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from heatpose.io import atomic_write
+from heatpose.io import atomic_write, atomic_write_text
 
 ITER_FIELDS = ("epoch", "iter", "step", "loss", "lr", "samples_per_s")
 
@@ -141,8 +141,7 @@ def _rewrite(path: Path, fields: list[str], rows: list[dict[str, Any]]) -> None:
         return
     lines = [",".join(fields)]
     lines += [",".join(_format(_int_if_whole(r.get(k, ""))) for k in fields) for r in rows]
-    text = "\n".join(lines) + "\n"
-    atomic_write(path, lambda f: f.write(text.encode()))
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def _int_if_whole(value: Any) -> Any:

@@ -23,6 +23,7 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from heatpose.data.coco import check_coco_sections
 from heatpose.errors import HeatposeError
 from heatpose.evaluation.nms import oks_nms
 from heatpose.io import load_json
@@ -114,11 +115,7 @@ def make_coco_results(
 
 
 def _validate_gt(data: Any, name: str) -> None:
-    if not isinstance(data, dict):
-        raise HeatposeError(f"{name}: COCO ground truth must be a JSON object, got {type(data).__name__}")
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key), list):
-            raise HeatposeError(f"{name}: COCO ground truth lacks an {key!r} list")
+    check_coco_sections(data, name)
     for i, img in enumerate(data["images"]):
         if not isinstance(img, dict) or "id" not in img:
             raise HeatposeError(f"{name}: images[{i}] has no 'id'")
