@@ -15,6 +15,7 @@ import torch.distributed as dist
 
 from heatpose.config import load_config
 from heatpose.data.dataset import build_dataset
+from heatpose.engine.distributed import shutdown
 from heatpose.engine.evaluate import predict_dataset
 from heatpose.engine.train import train_model
 from heatpose.io import atomic_write_json
@@ -40,7 +41,7 @@ def main(config: str, work_dir: str, out: str) -> None:
             "pred_index": preds.index.tolist(),
         }
         atomic_write_json(out, report)
-    dist.destroy_process_group()
+    shutdown()
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ process: ``rank 0`` of ``world 1``, collectives become no-ops.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -70,9 +72,34 @@ def init_distributed() -> DistInfo:
     return DistInfo(rank, world_size, local_rank, device, owns_group)
 
 
-def cleanup(info: DistInfo) -> None:
-    """Destroy the process group, but only if :func:`init_distributed` created it."""
-    if info.owns_group and dist.is_initialized():
+@contextlib.contextmanager
+def distributed_run() -> Iterator[DistInfo]:
+    """:func:`init_distributed` for the length of a ``with`` block, then tear down what it made.
+
+    After an error on this rank the barrier is skipped: peers stuck in another collective
+    would never reach it.
+    """
+    info = init_distributed()
+    try:
+        yield info
+    except BaseException:
+        if info.owns_group:
+            shutdown(wait=False)
+        raise
+    if info.owns_group:
+        shutdown()
+
+
+def shutdown(wait: bool = True) -> None:
+    """Wait for every rank, then destroy the process group.
+
+    Without the barrier the first rank to finish tears down its gloo connections while a
+    peer may still be using them, and a rank can abort at exit (SIGABRT, failing the job
+    after its work is done).
+    """
+    if dist.is_available() and dist.is_initialized():
+        if wait and dist.get_world_size() > 1:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -31,8 +31,7 @@ from heatpose.engine.checkpoint import meta_mismatches
 from heatpose.engine.distributed import (
     all_gather_object,
     broadcast_object,
-    cleanup,
-    init_distributed,
+    distributed_run,
     is_main_process,
     shard_indices,
 )
@@ -207,8 +206,7 @@ def evaluate(
     """
     boxes = boxes or cfg.test.boxes
     flip = cfg.test.flip if flip is None else flip
-    info = init_distributed()
-    try:
+    with distributed_run() as info:
         obj = read_checkpoint(checkpoint)
         model = build_model(dataclasses.replace(cfg.model, pretrained="", weights=""))
         load_model_weights(model, obj)
@@ -267,5 +265,3 @@ def evaluate(
             )
             print(f"predictions: {out_dir / RESULTS_NAME}")
         return broadcast_object(stats)
-    finally:
-        cleanup(info)

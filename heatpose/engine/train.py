@@ -38,8 +38,7 @@ from heatpose.engine.distributed import (
     DistInfo,
     broadcast_buffers,
     broadcast_object,
-    cleanup,
-    init_distributed,
+    distributed_run,
     is_main_process,
     reduce_mean,
     unwrap_model,
@@ -173,11 +172,8 @@ def train_model(
     cfg: ExperimentConfig, work_dir: str | Path, resume: bool = False
 ) -> tuple[nn.Module, dict[str, float]]:
     """:func:`train`, also returning this process's trained (unwrapped) model."""
-    info = init_distributed()
-    try:
+    with distributed_run() as info:
         return _train(cfg, Path(work_dir), resume, info)
-    finally:
-        cleanup(info)
 
 
 def _train(
