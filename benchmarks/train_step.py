@@ -1,6 +1,7 @@
 """Training-step throughput: forward + loss + backward + Adam step, in samples per second.
 
-Runs the engine's own :class:`~heatpose.engine.optim.OptimStep` on random crops, so the numbers
+Runs the engine's own optimiser (:func:`~heatpose.engine.optim.build_optimizer`, fused Adam)
+and :class:`~heatpose.engine.optim.OptimStep` on random crops, so the numbers
 measure the model and the precision/memory-format settings, not data loading. The median and
 the best step time are both reported: on a shared machine the best is the steadier number.
 Example (the command behind docs/benchmarks.md)::
@@ -20,8 +21,8 @@ import time
 
 import torch
 
-from heatpose.config import ModelConfig
-from heatpose.engine.optim import OptimStep, cpu_has_amx
+from heatpose.config import ModelConfig, TrainConfig
+from heatpose.engine.optim import OptimStep, build_optimizer, cpu_has_amx
 from heatpose.losses import JointsMSELoss
 from heatpose.models import build_model
 
@@ -47,7 +48,7 @@ def measure(
     target = torch.rand(batch, 17, height // 4, width // 4, device=device)
     weight = torch.ones(batch, 17, device=device)
     criterion = JointsMSELoss()
-    step = OptimStep(torch.optim.Adam(model.parameters(), lr=1e-3), device, amp=amp)
+    step = OptimStep(build_optimizer(TrainConfig(), model), device, amp=amp)
     times = []
     for i in range(warmup + iters):
         if device.type == "cuda":

@@ -83,7 +83,8 @@ class TrainConfig:
 class TestConfig:
     batch_size: int = 32
     flip: bool = True
-    shift_heatmap: bool = True  # shift flipped-back heatmaps one pixel right (official)
+    shift_heatmap: bool = True  # shift flipped-back heatmaps right (official)
+    flip_shift: str = "official"  # official: 1 heatmap px | exact: (stride - 1) / stride px (UDP)
     decode: str = "argmax"  # argmax (+ quarter step) | dark
     boxes: str = "gt"  # "gt" or a COCO detection-results json
     det_score_thr: float = 0.0
@@ -113,6 +114,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "data.color_order": ("rgb", "bgr"),
     "train.amp": ("none", "bf16", "fp16", "auto"),
     "test.decode": ("argmax", "dark"),
+    "test.flip_shift": ("official", "exact"),
 }
 
 

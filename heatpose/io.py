@@ -37,7 +37,8 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
     """Call ``write(f)`` on a temporary file beside ``path``, fsync it, then rename it onto ``path``.
 
     Readers see the old file or the complete new one, never a partial write; on any error the
-    temporary file is removed and the old file is left alone.
+    temporary file is removed and the old file is left alone. The file gets the permissions a
+    plain ``open(path, "w")`` would give it (``mkstemp`` alone would leave it private, 0600).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,11 +48,18 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from heatpose.codec import HeatmapCodec, flip_back, get_max_preds
+from heatpose.codec import HeatmapCodec, exact_flip_shift, flip_back, get_max_preds
 from heatpose.keypoints import COCO17
 
 CODEC = HeatmapCodec(input_size=(192, 256), heatmap_size=(48, 64), sigma=2.0)
@@ -137,3 +137,31 @@ def test_flipped_crop_prediction_lands_on_the_same_joint():
     back = flip_back(torch.from_numpy(target[None]), COCO17.flip_index(), shift=True)
     coords, _ = codec.decode(back.numpy())
     assert np.abs(coords[0] - joints / 4.0).max() <= 0.5
+
+
+def test_exact_flip_shift_is_three_quarters_of_a_pixel_at_stride_4():
+    assert exact_flip_shift(96, 24) == pytest.approx(0.75)
+    assert exact_flip_shift(192, 48) == pytest.approx(0.75)
+    assert exact_flip_shift(64, 8) == pytest.approx(0.875)  # stride 8
+    with pytest.raises(ValueError, match="within"):
+        flip_back(torch.zeros(1, 17, 4, 4), COCO17.flip_index(), shift=1.5)
+
+
+def test_exact_flip_shift_removes_the_official_quarter_pixel_bias():
+    """Sub-pixel targets of mirrored joints, flipped back: the exact shift lands on the joint,
+    the official one-pixel shift 0.25 heatmap px to its right (the bias UDP describes)."""
+    codec = HeatmapCodec((96, 128), (24, 32), sigma=2.0, subpixel=True)
+    rng = np.random.default_rng(0)
+    joints = np.stack([rng.uniform(24, 72, 17), rng.uniform(30, 98, 17)], 1)
+    mirrored = joints.copy()
+    mirrored[:, 0] = 96 - 1 - mirrored[:, 0]
+    flip_index = COCO17.flip_index()
+    target, _ = codec.encode(mirrored[flip_index], np.ones(17))  # the mirrored person's labels
+    errors = {}
+    for name, shift in (("exact", exact_flip_shift(96, 24)), ("official", 1.0)):
+        back = flip_back(torch.from_numpy(target[None]), flip_index, shift=shift)
+        coords, _ = codec.decode(back.numpy(), "dark")
+        errors[name] = coords[0] - joints / codec.stride
+    assert np.abs(errors["exact"]).max() < 0.05
+    np.testing.assert_allclose(errors["official"][:, 0], 0.25, atol=0.05)
+    assert np.abs(errors["official"][:, 1]).max() < 0.05

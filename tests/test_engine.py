@@ -4,6 +4,7 @@ files, RNG capture, the logs, and flip-tested inference."""
 from __future__ import annotations
 
 import math
+import os
 import random
 
 import numpy as np
@@ -24,7 +25,14 @@ from heatpose.engine.checkpoint import (
 from heatpose.engine.distributed import init_distributed, shard_indices
 from heatpose.engine.evaluate import Predictions, boxes_tag, describe_boxes, predict_heatmaps
 from heatpose.engine.logs import TrainLogger, read_csv
-from heatpose.engine.optim import OptimStep, build_scheduler, cpu_has_amx, lr_factor_at, resolve_amp_dtype
+from heatpose.engine.optim import (
+    OptimStep,
+    build_optimizer,
+    build_scheduler,
+    cpu_has_amx,
+    lr_factor_at,
+    resolve_amp_dtype,
+)
 from heatpose.errors import HeatposeError
 from heatpose.io import atomic_write_text
 from heatpose.keypoints import get_schema
@@ -58,6 +66,22 @@ def test_optim_step_matches_plain_adam_and_steps_once():
         assert torch.equal(pa, pb)
         assert pa.grad is None  # zeroed after the step, ready for the next batch
         assert int(opt_a.state[pa]["step"]) == 3  # exactly one optimiser step per call
+
+
+def test_built_optimizer_is_fused_adam_matching_the_reference():
+    model_a, x, y = _toy()
+    model_b, _, _ = _toy()
+    cfg = TrainConfig(lr=1e-2, weight_decay=1e-4)
+    opt_a = build_optimizer(cfg, model_a)
+    assert isinstance(opt_a, torch.optim.Adam) and opt_a.defaults["fused"]
+    opt_b = torch.optim.Adam(model_b.parameters(), lr=1e-2, weight_decay=1e-4)
+    for _ in range(3):
+        for model, opt in ((model_a, opt_a), (model_b, opt_b)):
+            opt.zero_grad()
+            nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+    for pa, pb in zip(model_a.parameters(), model_b.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
 
 
 def test_optim_step_clips_gradients():
@@ -137,6 +161,17 @@ def test_atomic_save_leaves_old_file_on_failure(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pth"]  # no temp file left behind
     atomic_write_text(tmp_path / "sub" / "x.txt", "hello")
     assert (tmp_path / "sub" / "x.txt").read_text() == "hello"
+
+
+def test_atomic_write_gives_the_permissions_of_a_plain_write(tmp_path):
+    old = os.umask(0o027)
+    try:
+        atomic_write_text(tmp_path / "atomic.txt", "x")
+        (tmp_path / "plain.txt").write_text("x")
+    finally:
+        os.umask(old)
+    mode = (tmp_path / "atomic.txt").stat().st_mode & 0o777
+    assert mode == (tmp_path / "plain.txt").stat().st_mode & 0o777 == 0o640
 
 
 def test_rng_state_round_trip():

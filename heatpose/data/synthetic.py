@@ -7,9 +7,10 @@ staying learnable by a small network in minutes.
 
 What is drawn
     Each image has a cluttered background (gradient, low-frequency noise, rectangles, circles,
-    lines, polygons, noise blobs, striped patches and limb-like distractor sticks) and 1-4 people
+    lines, polygons, noise blobs, striped patches and limb-like distractor sticks) and 1-3 people
     drawn back to front (smaller people first, mostly). A person is a torso, neck, head, ears,
-    upper/lower arms, hands, thighs, shins and feet; limbs are shaded, anti-aliased capsules.
+    upper/lower arms, hands, thighs, shins and feet; limbs are shaded, anti-aliased capsules
+    with a dark rim (the contour that keeps an arm visible over a shirt of its own colour).
     Proportions, limb thickness, clothing colours and textures (solid / stripes / noise), pose
     (standing, walking, arms raised, waving, crouching, seated), facing, head tilt/yaw and a
     global rotation (mostly within +-30 degrees) are random. Sometimes a foreground occluder
@@ -95,7 +96,8 @@ _CLUTTER_SHAPES = (4, 12)  # [low, high) background shapes per image
 _DISTRACTOR_STICKS = (0, 3)  # [low, high) limb-like sticks per image
 _MIN_VISIBLE_AREA = 0.5  # each person keeps this fraction of its in-image silhouette visible
 _MIN_VISIBLE_JOINTS = 0.7  # ... and this fraction of its in-image joints visible
-_MIN_JOINTS_IN_FRAME = 0.6  # fraction of a person's joints inside the image
+_MIN_JOINTS_IN_FRAME = 0.6
+_RIM_PX = 1.5  # width of the dark contour drawn along every limb  # fraction of a person's joints inside the image
 _SKIN = np.array(
     [[0.71, 0.82, 0.96], [0.55, 0.69, 0.87], [0.42, 0.57, 0.76], [0.30, 0.42, 0.60], [0.20, 0.29, 0.43]],
     np.float32,
@@ -182,7 +184,10 @@ def _draw_capsule(layer: _Layer, p0: np.ndarray, p1: np.ndarray, r0: float, r1: 
     if not a.any():
         return
     n = np.clip(across / rad, -1.0, 1.0)
-    shade = 1.08 - 0.35 * n * n + 0.12 * layer.light * n
+    # A dark rim about a pixel wide: the occluding contour that separates a limb from a torso
+    # (or limb) of the same colour drawn behind it, as shading and shadow do in photographs.
+    rim = np.clip(dist - rad + _RIM_PX, 0.0, 1.0)
+    shade = (1.08 - 0.35 * n * n + 0.12 * layer.light * n) * (1.0 - 0.45 * rim)
     layer.paint(sl, a, _textured(layer, sl, style, shade, along))
 
 

@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from heatpose.codec import HeatmapCodec, flip_back
+from heatpose.codec import HeatmapCodec, exact_flip_shift, flip_back
 from heatpose.config import ExperimentConfig, config_to_dict
 from heatpose.data.dataset import PoseDataset, build_dataset
 from heatpose.engine.checkpoint import meta_mismatches
@@ -51,13 +51,14 @@ def predict_heatmaps(
     images: torch.Tensor,
     flip: bool = False,
     flip_index: list[int] | None = None,
-    shift: bool = True,
+    shift: bool | str = True,
 ) -> torch.Tensor:
     """(N, 3, H, W) crops -> (N, K, h, w) float32 heatmaps, optionally flip-tested.
 
     Flip test (official): the mirrored crops go through the network in the same batch, their
-    heatmaps are mirrored back with left/right joints swapped (and shifted one pixel right
-    when ``shift``), then averaged with the plain ones. A multi-stage model's last output is used.
+    heatmaps are mirrored back with left/right joints swapped, shifted right (``True`` or
+    ``"official"``: one pixel; ``"exact"``: :func:`~heatpose.codec.exact_flip_shift`; ``False``:
+    not at all), then averaged with the plain ones. A multi-stage model's last output is used.
     """
     n = images.shape[0]
     batch = torch.cat([images, images.flip(-1)]) if flip else images
@@ -69,7 +70,32 @@ def predict_heatmaps(
         return heatmaps
     if flip_index is None:
         raise ValueError("flip test needs the schema's flip_index")
-    return (heatmaps[:n] + flip_back(heatmaps[n:], flip_index, shift)) * 0.5
+    shift_px = flip_shift_px(shift, images.shape[-1], heatmaps.shape[-1])
+    return (heatmaps[:n] + flip_back(heatmaps[n:], flip_index, shift_px)) * 0.5
+
+
+def flip_shift_px(shift: bool | str, input_width: int, heatmap_width: int) -> float:
+    """Heatmap pixels to shift flipped-back maps by, for a ``predict_heatmaps`` ``shift`` setting."""
+    if shift == "exact":
+        return exact_flip_shift(input_width, heatmap_width)
+    if shift is True or shift == "official":
+        return 1.0
+    if shift is False:
+        return 0.0
+    raise ValueError(f"unknown flip shift {shift!r}: use True, False, 'official' or 'exact'")
+
+
+def configured_flip_shift(cfg: ExperimentConfig) -> bool | str:
+    """The ``shift`` argument of :func:`predict_heatmaps` that ``cfg.test`` asks for."""
+    return cfg.test.flip_shift if cfg.test.shift_heatmap else False
+
+
+def _describe_flip_shift(cfg: ExperimentConfig, dataset: PoseDataset) -> str:
+    shift = configured_flip_shift(cfg)
+    if shift is False:
+        return " (flipped heatmaps not shifted)"
+    px = flip_shift_px(shift, dataset.codec.input_size[0], dataset.codec.heatmap_size[0])
+    return f" (flipped heatmaps shifted {px:g} px right, {shift})"
 
 
 @dataclass
@@ -105,7 +131,7 @@ def predict_dataset(
     device: torch.device,
     batch_size: int,
     flip: bool = True,
-    shift: bool = True,
+    shift: bool | str = True,
     decode: str = "argmax",
     num_workers: int = 0,
     amp_dtype: torch.dtype | None = None,
@@ -225,7 +251,7 @@ def evaluate(
             info.device,
             cfg.test.batch_size,
             flip=flip,
-            shift=cfg.test.shift_heatmap,
+            shift=configured_flip_shift(cfg),
             decode=cfg.test.decode,
             num_workers=cfg.train.num_workers,
         )
@@ -238,7 +264,7 @@ def evaluate(
                 f"checkpoint: {checkpoint}",
                 describe_boxes(boxes, cfg.test.det_score_thr),
                 f"flip test: {'on' if flip else 'off'}"
-                + (" (flipped heatmaps shifted 1 px right)" if flip and cfg.test.shift_heatmap else ""),
+                + (_describe_flip_shift(cfg, dataset) if flip else ""),
                 f"decode: {cfg.test.decode}",
                 f"people: {len(preds)} crops in {len(np.unique(preds.image_id))} images",
             ]
@@ -254,6 +280,7 @@ def evaluate(
                     "det_score_thr": cfg.test.det_score_thr,
                     "flip": flip,
                     "shift_heatmap": cfg.test.shift_heatmap,
+                    "flip_shift": cfg.test.flip_shift,
                     "decode": cfg.test.decode,
                     "checkpoint": str(checkpoint),
                     "checkpoint_meta": meta,

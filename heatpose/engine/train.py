@@ -43,7 +43,7 @@ from heatpose.engine.distributed import (
     reduce_mean,
     unwrap_model,
 )
-from heatpose.engine.evaluate import metric_names, predict_dataset, score_coco
+from heatpose.engine.evaluate import configured_flip_shift, metric_names, predict_dataset, score_coco
 from heatpose.engine.logs import TrainLogger
 from heatpose.engine.optim import OptimStep, build_optimizer, build_scheduler
 from heatpose.errors import HeatposeError
@@ -147,7 +147,7 @@ def validate(
         device,
         cfg.test.batch_size,
         flip=cfg.test.flip,
-        shift=cfg.test.shift_heatmap,
+        shift=configured_flip_shift(cfg),
         decode=cfg.test.decode,
         num_workers=cfg.train.num_workers,
         amp_dtype=amp_dtype,
