@@ -179,10 +179,12 @@ def test_evaluate_reports_box_source_and_matches_validation(tiny_data, tmp_path,
     capsys.readouterr()
     stats = evaluate(cfg, tmp_path / "best.pth")
     out = capsys.readouterr().out
-    assert "boxes: GT annotations" in out and "flip test: on" in out and "decode: argmax" in out
+    assert "boxes: GT annotations" in out and "decode: argmax" in out
+    assert "flip test: on (flipped heatmaps shifted 1 px right, official)" in out
     assert "AP" in out and "0.50:0.95" in out
     meta = json.loads((tmp_path / "eval_gt" / META_NAME).read_text())
     assert meta["box_source"] == "gt" and meta["flip"] is True and meta["metrics"] == stats
+    assert meta["flip_shift"] == "official"
     assert meta["checkpoint_meta"]["color_order"] == "rgb"
     results = json.loads((tmp_path / "eval_gt" / RESULTS_NAME).read_text())
     assert results and len(results[0]["keypoints"]) == 17 * 3
@@ -205,6 +207,12 @@ def test_evaluate_reports_box_source_and_matches_validation(tiny_data, tmp_path,
     assert meta["num_crops"] == sum(d["score"] >= 0.5 for d in dets)
     with pytest.raises(HeatposeError, match="checkpoint not found"):
         evaluate(cfg, tmp_path / "missing.pth")
+
+    # The exact flip realignment: 64 px crops, 8 px heatmaps (stride 8) -> 7/8 px.
+    exact = config_from_dict(config_to_dict(cfg), ["test.flip_shift=exact"])
+    evaluate(exact, tmp_path / "latest.pth", boxes="gt", out_dir=tmp_path / "exact")
+    assert "flip test: on (flipped heatmaps shifted 0.875 px right, exact)" in capsys.readouterr().out
+    assert json.loads((tmp_path / "exact" / META_NAME).read_text())["flip_shift"] == "exact"
 
 
 class _Oracle(nn.Module):
