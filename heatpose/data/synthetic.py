@@ -96,8 +96,8 @@ _CLUTTER_SHAPES = (4, 12)  # [low, high) background shapes per image
 _DISTRACTOR_STICKS = (0, 3)  # [low, high) limb-like sticks per image
 _MIN_VISIBLE_AREA = 0.5  # each person keeps this fraction of its in-image silhouette visible
 _MIN_VISIBLE_JOINTS = 0.7  # ... and this fraction of its in-image joints visible
-_MIN_JOINTS_IN_FRAME = 0.6
-_RIM_PX = 1.5  # width of the dark contour drawn along every limb  # fraction of a person's joints inside the image
+_MIN_JOINTS_IN_FRAME = 0.6  # fraction of a person's joints inside the image
+_RIM_PX = 1.5  # width of the dark contour drawn along every limb
 _SKIN = np.array(
     [[0.71, 0.82, 0.96], [0.55, 0.69, 0.87], [0.42, 0.57, 0.76], [0.30, 0.42, 0.60], [0.20, 0.29, 0.43]],
     np.float32,
@@ -738,7 +738,7 @@ def _try_person(
 
 
 def _place_people(rng: np.random.Generator, h: int, w: int, light: float) -> list[_Placed]:
-    """1-4 people, back to front, each keeping enough of itself visible and inside the frame."""
+    """``_PEOPLE_PER_IMAGE`` people, back to front, each enough visible and inside the frame."""
     n = int(rng.choice(list(_PEOPLE_PER_IMAGE), p=list(_PEOPLE_PER_IMAGE.values())))
     heights = rng.uniform(*_HEIGHT_RANGE, n) * h
     if rng.random() < 0.8:
