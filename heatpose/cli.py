@@ -52,7 +52,7 @@ def _eval(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace) -> int:
     from heatpose.evaluation.coco import score_command
 
-    return score_command(args.gt, args.preds, as_json=args.json)
+    return score_command(args.gt, args.preds, as_json=args.json, category=args.category)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gt", required=True, help="person_keypoints_*.json")
     p.add_argument("--preds", required=True, help="COCO keypoint results json")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument(
+        "--category",
+        default="",
+        help="GT keypoint category to score (name or id; default: the only one, or person)",
+    )
     p.set_defaults(func=_score)
     return parser
 

@@ -57,7 +57,15 @@ class DataConfig:
     rot_prob: float = 0.6
     flip: bool = True
     half_body_prob: float = 0.0  # 0 = the paper's recipe; HRNet/MMPose use 0.3
-    half_body_min_joints: int = 8
+    half_body_min_joints: int = 8  # half body only for people with MORE than this many visible joints
+    half_body_rule: str = (
+        "heatpose"  # heatpose | hrnet | mmpose: how upper/lower is chosen (docs/training.md)
+    )
+    half_body_upper_prob: float | None = None  # None: the rule's (heatpose 0.5, hrnet 0.6915, mmpose 0.7)
+    half_body_min_upper: int | None = None  # None: the rule's (heatpose 3, hrnet 3, mmpose 2)
+    half_body_min_lower: int | None = None  # None: the rule's (heatpose 2, hrnet 3, mmpose 3)
+    category: str | int = ""  # GT keypoint category (name or id); "": the only one, else 'person'
+    max_bad_image_share: float = 0.01  # training skips truncated/mis-sized images up to this share
 
 
 @dataclass
@@ -112,6 +120,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "data.dataset": ("coco", "mpii"),
     "data.schema": ("coco", "mpii", "lip"),
     "data.color_order": ("rgb", "bgr"),
+    "data.half_body_rule": ("heatpose", "hrnet", "mmpose"),
     "train.amp": ("none", "bf16", "fp16", "auto"),
     "test.decode": ("argmax", "dark"),
     "test.flip_shift": ("official", "exact"),
@@ -243,6 +252,11 @@ def validate(cfg: ExperimentConfig) -> None:
         raise HeatposeError(f"config key 'data.sigma': {cfg.data.sigma} must be > 0")
     if cfg.train.epochs < 1 or cfg.train.batch_size < 1:
         raise HeatposeError("config keys 'train.epochs' and 'train.batch_size' must be >= 1")
+    d = cfg.data
+    for key in ("max_bad_image_share", "half_body_upper_prob"):
+        value = getattr(d, key)
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise HeatposeError(f"config key 'data.{key}': {value} must be in [0, 1]")
 
 
 def config_to_dict(cfg: ExperimentConfig) -> dict[str, Any]:

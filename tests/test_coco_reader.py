@@ -64,8 +64,10 @@ def _tiny_coco(tmp_path, **ann_overrides):
     ("overrides", "message"),
     [
         ({"keypoints": [5, 5, 2] * 16}, "has 16 keypoints, expected 17"),
-        ({"bbox": [2, 2, 0, 0], "area": 0.0}, "zero-area box"),
         ({"image_id": 9}, "unknown image 9"),
+        ({"keypoints": [float("nan")] * 51}, "NaN or infinite keypoint"),
+        ({"keypoints": ["5"] * 51}, "flat list of numbers"),
+        ({"area": "100"}, "area '100'"),
     ],
 )
 def test_bad_annotations_name_the_problem(tmp_path, overrides, message):
@@ -92,3 +94,14 @@ def test_zero_area_detection_is_an_error(tmp_path):
     det.write_text(json.dumps([{"image_id": 1, "category_id": 1, "bbox": [1, 1, 0, 5], "score": 0.9}]))
     with pytest.raises(HeatposeError, match="zero-area box"):
         read_coco_people(ann, tmp_path, 17, 0.75, boxes=str(det))
+
+
+@pytest.mark.parametrize("box_area", [([2, 2, 0, 0], 0.0), ([2, 2, 0.5, 0.5], 0.25), ([40, 40, 5, 5], 25.0)])
+def test_tiny_and_off_image_gt_boxes_are_dropped_and_counted(tmp_path, box_area):
+    """Issue 6 item 5: the official clean_bbox drops such people; one zero-area box used to abort."""
+    from heatpose.data.coco import read_coco_dataset
+
+    box, area = box_area
+    gt, people = read_coco_dataset(_tiny_coco(tmp_path, bbox=box, area=area), tmp_path, 17, 0.75)
+    assert people == []
+    assert any("dropped 1 people" in line and "clean_bbox" in line for line in gt.notes), gt.notes

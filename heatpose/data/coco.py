@@ -7,42 +7,24 @@ boxes from a COCO detection-results json; which one is always recorded in
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from heatpose.data.coco_gt import CocoGT, check_coco_sections  # noqa: F401 (re-exported)
+from heatpose.data.coco_gt import load_coco_gt as normalize_gt_file
+from heatpose.data.image_files import image_size
 from heatpose.data.records import PersonSample
 from heatpose.data.transforms import box_to_center_scale
 from heatpose.errors import HeatposeError
 from heatpose.io import load_json
 
 
-def check_coco_sections(data: Any, name: str) -> None:
-    """A COCO ground-truth file is an object with ``images``, ``annotations`` and ``categories`` lists."""
-    if not isinstance(data, dict):
-        raise HeatposeError(f"{name}: COCO ground truth must be a JSON object, got {type(data).__name__}")
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key), list):
-            raise HeatposeError(f"{name}: COCO ground truth lacks an {key!r} list")
-
-
-def load_coco_gt(path: str | Path, num_joints: int) -> dict[str, Any]:
-    """Load and check a COCO keypoints GT file: required sections and keypoint counts."""
-    data = load_json(path, "annotation")
-    check_coco_sections(data, str(path))
-    for i, ann in enumerate(data["annotations"]):
-        if not isinstance(ann, dict) or "image_id" not in ann or "bbox" not in ann:
-            raise HeatposeError(f"{path}: annotation {i} lacks image_id or bbox")
-        kpts = ann.get("keypoints")
-        if kpts is not None and len(kpts) != 3 * num_joints:
-            raise HeatposeError(
-                f"{path}: annotation {ann.get('id', i)} has {len(kpts) / 3:g} keypoints, "
-                f"expected {num_joints}"
-            )
-    return data
+def load_coco_gt(path: str | Path, num_joints: int, category: str | int = "") -> dict[str, Any]:
+    """The normalised GT dataset dict (internal int ids; see ``data/coco_gt.py``)."""
+    return normalize_gt_file(path, category, num_joints).dataset
 
 
 def clean_box(bbox: list[float], width: int, height: int) -> list[float] | None:
@@ -56,7 +38,9 @@ def clean_box(bbox: list[float], width: int, height: int) -> list[float] | None:
     return None
 
 
-def _check_box(box: list[float], where: str) -> None:
+def _check_box(box: Any, where: str) -> None:
+    if not isinstance(box, list) or len(box) != 4 or not all(isinstance(v, (int, float)) for v in box):
+        raise HeatposeError(f"{where}: box {box!r} must be 4 finite numbers x, y, w, h")
     if len(box) != 4 or not all(math.isfinite(float(v)) for v in box):
         raise HeatposeError(f"{where}: box {box} must be 4 finite numbers x, y, w, h")
     if float(box[2]) <= 0 or float(box[3]) <= 0:
@@ -72,30 +56,69 @@ def read_coco_people(
     boxes: str = "gt",
     det_score_thr: float = 0.0,
     check_images: bool = True,
+    category: str | int = "",
 ) -> list[PersonSample]:
-    """People to crop from a COCO keypoints dataset.
+    """People to crop from a COCO keypoints dataset (:func:`read_coco_dataset` without the GT)."""
+    return read_coco_dataset(
+        ann_path, image_dir, num_joints, aspect_ratio, enlarge, boxes, det_score_thr, check_images, category
+    )[1]
 
-    ``boxes="gt"``: every non-crowd person with at least one labeled keypoint (the official
-    loader's set, used for training and GT-box evaluation). Otherwise ``boxes`` is a detection
-    results json; each person detection with score >= ``det_score_thr`` becomes a sample with
-    empty keypoints (the official ``_load_coco_person_detection_results``).
+
+def read_coco_dataset(
+    ann_path: str | Path,
+    image_dir: str | Path,
+    num_joints: int,
+    aspect_ratio: float,
+    enlarge: float = 1.25,
+    boxes: str = "gt",
+    det_score_thr: float = 0.0,
+    check_images: bool = True,
+    category: str | int = "",
+) -> tuple[CocoGT, list[PersonSample]]:
+    """The normalised GT and the people to crop from it.
+
+    ``boxes="gt"``: every non-crowd person of the GT category with at least one labeled
+    keypoint whose box survives the official ``clean_bbox`` (the official loader's set, used
+    for training and GT-box evaluation); people it drops are counted in ``gt.notes``.
+    Otherwise ``boxes`` is a detection results json; each detection of the GT category with
+    score >= ``det_score_thr`` becomes a sample with empty keypoints (the official
+    ``_load_coco_person_detection_results``). ``PersonSample.image_id`` is the internal image
+    id; ``gt.original_image_id`` gives the file's own.
     """
-    gt = load_coco_gt(ann_path, num_joints)
-    images = {int(img["id"]): img for img in gt["images"]}
+    gt = normalize_gt_file(ann_path, category, num_joints)
     image_dir = Path(image_dir)
+    images = {img["id"]: img for img in gt.dataset["images"]}
+    for img in images.values():
+        if not isinstance(img.get("file_name"), str) or not img["file_name"]:
+            raise HeatposeError(f"{ann_path}: image {gt.original_image_id(img['id'])!r} has no 'file_name'")
     if boxes == "gt":
         samples = _gt_samples(gt, images, image_dir, num_joints, aspect_ratio, enlarge, str(ann_path))
     else:
         samples = _detection_samples(
-            boxes, images, image_dir, num_joints, aspect_ratio, enlarge, det_score_thr
+            boxes, gt, images, image_dir, num_joints, aspect_ratio, enlarge, det_score_thr
         )
     if check_images:
         check_image_files(samples)
-    return samples
+    return gt, samples
+
+
+def _image_size(image: dict[str, Any], image_dir: Path, gt: CocoGT, missing: list[int]) -> tuple[int, int]:
+    """(width, height) from the json, else from the image file's header (counted in ``missing``)."""
+    if image.get("width") is not None and image.get("height") is not None:
+        return int(image["width"]), int(image["height"])
+    size = image_size(image_dir / image["file_name"])
+    if size is None:
+        raise HeatposeError(
+            f"{gt.path}: image {gt.original_image_id(image['id'])!r} lacks width/height and "
+            f"{image_dir / image['file_name']} cannot be read to take them from it"
+        )
+    missing.append(image["id"])
+    image["width"], image["height"] = size
+    return size
 
 
 def _gt_samples(
-    gt: dict[str, Any],
+    gt: CocoGT,
     images: dict[int, dict[str, Any]],
     image_dir: Path,
     num_joints: int,
@@ -104,26 +127,21 @@ def _gt_samples(
     where: str,
 ) -> list[PersonSample]:
     samples = []
-    for ann in gt["annotations"]:
-        if ann.get("iscrowd", 0) or int(ann.get("category_id", 1)) != 1:
+    dropped: list[Any] = []
+    sized: list[int] = []
+    for ann in gt.dataset["annotations"]:
+        if ann["iscrowd"] or ann["num_keypoints"] == 0:
             continue
-        kpts = np.asarray(ann.get("keypoints") or [0] * (3 * num_joints), dtype=np.float32).reshape(
-            num_joints, 3
-        )
-        if kpts.max() <= 0:
+        kpts = np.asarray(ann["keypoints"], dtype=np.float32).reshape(num_joints, 3)
+        image = images[ann["image_id"]]
+        width, height = _image_size(image, image_dir, gt, sized)
+        box = clean_box(ann["bbox"], width, height)
+        # Official clean_bbox drops area <= 0 and boxes empty after clipping; a box that is a
+        # single pixel both ways (w = h = 0 after clipping) would give a zero-size crop.
+        if box is None or ann["area"] <= 0 or (box[2] <= 0 and box[3] <= 0):
+            dropped.append(ann["id"])
             continue
-        if not np.isfinite(kpts).all():
-            raise HeatposeError(f"{where}: annotation {ann.get('id')} has non-finite keypoints")
-        image = images.get(int(ann["image_id"]))
-        if image is None:
-            raise HeatposeError(
-                f"{where}: annotation {ann.get('id')} refers to unknown image {ann['image_id']}"
-            )
-        box = clean_box(ann["bbox"], int(image["width"]), int(image["height"]))
-        if box is None or box[2] * box[3] <= 0 or float(ann.get("area", 1.0)) <= 0:
-            raise HeatposeError(f"{where}: annotation {ann.get('id')} has a zero-area box {ann['bbox']}")
         center, scale = box_to_center_scale(box, aspect_ratio, enlarge)
-        kpts[:, 2] = np.minimum(kpts[:, 2], 2)
         samples.append(
             PersonSample(
                 image_path=str(image_dir / image["file_name"]),
@@ -133,16 +151,24 @@ def _gt_samples(
                 keypoints=kpts,
                 box=np.asarray(box, np.float32),
                 box_score=1.0,
-                area=float(ann.get("area", box[2] * box[3])),
-                ann_id=int(ann.get("id", -1)),
+                area=float(ann["area"]),
+                ann_id=int(ann["id"]),
                 box_source="gt",
             )
+        )
+    if sized:
+        gt.notes.append(f"{where}: {len(set(sized))} images lack width/height: read from the image files")
+    if dropped:
+        gt.notes.append(
+            f"{where}: dropped {len(dropped)} people whose box is empty after clipping to the image or "
+            f"whose area is 0 (official clean_bbox; first: annotation {dropped[0]})"
         )
     return samples
 
 
 def _detection_samples(
     det_path: str,
+    gt: CocoGT,
     images: dict[int, dict[str, Any]],
     image_dir: Path,
     num_joints: int,
@@ -157,15 +183,20 @@ def _detection_samples(
     for i, det in enumerate(dets):
         if not isinstance(det, dict) or not {"image_id", "bbox", "score"} <= det.keys():
             raise HeatposeError(f"{det_path}: detection {i} needs image_id, bbox and score")
-        if int(det.get("category_id", 1)) != 1:
+        try:
+            category = gt.categories.find(det.get("category_id", gt.category_original_id))
+            image_id = gt.images.find(det["image_id"])
+        except HeatposeError as err:
+            raise HeatposeError(f"{det_path}: detection {i}: {err}") from None
+        if category != gt.category_id:
             continue
-        score = float(det["score"])
-        if not math.isfinite(score):
-            raise HeatposeError(f"{det_path}: detection {i} has a non-finite score")
+        score = det["score"]
+        if not isinstance(score, (int, float)) or isinstance(score, bool) or not math.isfinite(score):
+            raise HeatposeError(f"{det_path}: detection {i} has score {score!r}, expected a finite number")
         if score < det_score_thr:
             continue
         _check_box(det["bbox"], f"{det_path}: detection {i}")
-        image = images.get(int(det["image_id"]))
+        image = images.get(image_id) if image_id is not None else None
         if image is None:
             raise HeatposeError(
                 f"{det_path}: detection {i} refers to image {det['image_id']}, not in the GT file"
@@ -174,12 +205,12 @@ def _detection_samples(
         samples.append(
             PersonSample(
                 image_path=str(image_dir / image["file_name"]),
-                image_id=int(det["image_id"]),
+                image_id=int(image_id),
                 center=center,
                 scale=scale,
                 keypoints=np.zeros((num_joints, 3), np.float32),
                 box=np.asarray(det["bbox"], np.float32),
-                box_score=score,
+                box_score=float(score),
                 area=float(det["bbox"][2]) * float(det["bbox"][3]),
                 box_source=str(det_path),
             )

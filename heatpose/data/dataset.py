@@ -7,6 +7,8 @@ makes an interrupted training run resume exactly.
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import cv2
@@ -16,7 +18,9 @@ from torch.utils.data import Dataset
 
 from heatpose.codec import HeatmapCodec
 from heatpose.config import ExperimentConfig
-from heatpose.data.coco import read_coco_people
+from heatpose.data.coco import read_coco_dataset
+from heatpose.data.coco_gt import CocoGT
+from heatpose.data.image_files import IMREAD_FLAGS, find_bad_images, refuse_or_skip
 from heatpose.data.records import PersonSample
 from heatpose.data.transforms import Augmentation, sample_crop, transform_keypoints, warp_crop
 from heatpose.errors import HeatposeError
@@ -24,10 +28,14 @@ from heatpose.keypoints import KeypointSchema, get_schema
 
 
 def read_image(path: str | Path, color_order: str = "rgb") -> np.ndarray:
-    """HxWx3 uint8 in ``color_order``; a clear error for a missing or corrupt file."""
+    """HxWx3 uint8 in ``color_order``; a clear error for a missing or corrupt file.
+
+    Pixels in stored order: EXIF orientation is ignored, as the official code reads them
+    (COCO annotations refer to the stored pixel grid).
+    """
     if not Path(path).is_file():
         raise HeatposeError(f"image file not found: {path}")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    image = cv2.imread(str(path), IMREAD_FLAGS)
     if image is None:
         raise HeatposeError(f"cannot decode image (corrupt or not an image): {path}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if color_order == "rgb" else image
@@ -57,8 +65,10 @@ class PoseDataset(Dataset):
         std: tuple[float, ...] = (0.229, 0.224, 0.225),
         augmentation: Augmentation | None = None,
         seed: int = 0,
+        coco_gt: CocoGT | None = None,
     ) -> None:
         self.samples = samples
+        self.coco_gt = coco_gt  # the normalised GT the samples came from (ids, category, notes)
         self.codec = codec
         self.schema = schema
         self.flip_index = schema.flip_index()
@@ -137,7 +147,7 @@ def build_dataset(cfg: ExperimentConfig, split: str, boxes: str | None = None) -
     images = _require_path(getattr(cfg.data, f"{split}_images"), f"data.{split}_images")
     box_source = "gt" if split == "train" else (boxes or cfg.test.boxes)
     w, h = cfg.data.input_size
-    samples = read_coco_people(
+    gt, samples = read_coco_dataset(
         ann,
         images,
         schema.num_joints,
@@ -145,7 +155,12 @@ def build_dataset(cfg: ExperimentConfig, split: str, boxes: str | None = None) -
         enlarge=cfg.data.box_enlarge,
         boxes=box_source,
         det_score_thr=cfg.test.det_score_thr,
+        category=cfg.data.category,
     )
+    samples = _drop_bad_images(gt, samples, cfg.data.max_bad_image_share if split == "train" else None)
+    if os.environ.get("RANK", "0") == "0":
+        for line in gt.notes:
+            print(f"heatpose: note: {line}", file=sys.stderr)
     if not samples:
         raise HeatposeError(f"no people to use in {ann} ({split} split, boxes: {box_source})")
     augmentation = None
@@ -158,6 +173,10 @@ def build_dataset(cfg: ExperimentConfig, split: str, boxes: str | None = None) -
             flip=d.flip,
             half_body_prob=d.half_body_prob,
             half_body_min_joints=d.half_body_min_joints,
+            half_body_rule=d.half_body_rule,
+            half_body_upper_prob=d.half_body_upper_prob,
+            half_body_min_upper=d.half_body_min_upper,
+            half_body_min_lower=d.half_body_min_lower,
         )
     return PoseDataset(
         samples,
@@ -168,4 +187,25 @@ def build_dataset(cfg: ExperimentConfig, split: str, boxes: str | None = None) -
         std=tuple(cfg.data.std),
         augmentation=augmentation,
         seed=cfg.train.seed,
+        coco_gt=gt,
     )
+
+
+def _drop_bad_images(gt: CocoGT, samples: list[PersonSample], max_share: float | None) -> list[PersonSample]:
+    """Check every image the samples use (truncated file, size unlike the json's); see image_files.py.
+
+    ``max_share=None`` (evaluation): any bad image is an error naming it. Training: people on
+    bad images are skipped with a counted note, unless more than ``max_share`` of the images are bad.
+    """
+    sizes = {img["id"]: (img.get("width"), img.get("height")) for img in gt.dataset["images"]}
+    files = {s.image_path: sizes.get(s.image_id, (None, None)) for s in samples}
+    bad = find_bad_images((path, w, h) for path, (w, h) in files.items())
+    skip = refuse_or_skip(bad, len(files), max_share, gt.path)
+    if not skip:
+        return samples
+    kept = [s for s in samples if s.image_path not in skip]
+    gt.notes.append(
+        f"{gt.path}: warning: skipped {len(skip)} of {len(files)} images ({len(samples) - len(kept)} people) "
+        f"that are truncated or do not match their width/height: {bad[0].path}: {bad[0].problem}"
+    )
+    return kept

@@ -84,9 +84,23 @@ def warp_crop(image: np.ndarray, matrix: np.ndarray, output_size: tuple[int, int
     return cv2.warpAffine(image, matrix, (int(output_size[0]), int(output_size[1])), flags=cv2.INTER_LINEAR)
 
 
+# Half-body rules by name: (probability of preferring the upper body, min visible upper joints,
+# min visible lower joints). HRNet draws ``randn() < 0.5``, i.e. Phi(0.5) = 0.6915 (not 0.5).
+HALF_BODY_RULES: dict[str, tuple[float, int, int]] = {
+    "heatpose": (0.5, 3, 2),  # upper needs > 2 joints, lower >= 2; upper with >= 2 as the fallback
+    "hrnet": (0.5 * (1.0 + math.erf(0.5 / math.sqrt(2.0))), 3, 3),  # JointsDataset.half_body_transform
+    "mmpose": (0.7, 2, 3),  # MMPose 1.x RandomHalfBody defaults
+}
+
+
 @dataclass(frozen=True)
 class Augmentation:
-    """The official random scale / rotation / flip, plus optional half-body (HRNet)."""
+    """The official random scale / rotation / flip, plus optional half-body (HRNet / MMPose).
+
+    Half body applies to people with more than ``half_body_min_joints`` visible joints, with
+    probability ``half_body_prob``; ``half_body_rule`` picks upper or lower body (see
+    :func:`choose_half_body`), its thresholds overridable (``None``: the rule's own).
+    """
 
     scale_factor: float = 0.3
     rot_factor: float = 40.0
@@ -94,6 +108,55 @@ class Augmentation:
     flip: bool = True
     half_body_prob: float = 0.0
     half_body_min_joints: int = 8
+    half_body_rule: str = "heatpose"
+    half_body_upper_prob: float | None = None
+    half_body_min_upper: int | None = None
+    half_body_min_lower: int | None = None
+
+    def half_body_thresholds(self) -> tuple[float, int, int]:
+        """(upper preference probability, min upper joints, min lower joints) in effect."""
+        if self.half_body_rule not in HALF_BODY_RULES:
+            raise ValueError(f"unknown half-body rule {self.half_body_rule!r}: {', '.join(HALF_BODY_RULES)}")
+        p, upper, lower = HALF_BODY_RULES[self.half_body_rule]
+        return (
+            p if self.half_body_upper_prob is None else self.half_body_upper_prob,
+            upper if self.half_body_min_upper is None else self.half_body_min_upper,
+            lower if self.half_body_min_lower is None else self.half_body_min_lower,
+        )
+
+
+def choose_half_body(
+    rule: str, num_upper: int, num_lower: int, prefer_upper: bool, min_upper: int, min_lower: int
+) -> str | None:
+    """ "upper", "lower" or None (no half-body crop) for one person, as each reference decides.
+
+    * ``hrnet`` (``JointsDataset.half_body_transform``): upper if preferred and >= ``min_upper``
+      visible, else lower if >= ``min_lower``, else upper; None when the choice has < 2 joints.
+    * ``mmpose`` (1.x ``RandomHalfBody``): None if both halves are short of their minimum; the
+      only half that meets its minimum; else the preferred half.
+    * ``heatpose`` (before the rules had names): upper if preferred and >= ``min_upper``, else
+      lower, falling back to upper when lower has < ``min_lower``; None below 2 joints.
+
+    All rules return None rather than a half with fewer than 2 visible joints (a zero-size
+    box); with the references' own thresholds this changes nothing.
+    """
+    if rule == "mmpose":
+        upper_ok, lower_ok = num_upper >= min_upper, num_lower >= min_lower
+        if not upper_ok and not lower_ok:
+            return None
+        chosen = "upper" if (upper_ok and (prefer_upper or not lower_ok)) else "lower"
+    elif rule == "hrnet":
+        if prefer_upper and num_upper >= min_upper:
+            chosen = "upper"
+        else:
+            chosen = "lower" if num_lower >= min_lower else "upper"
+    elif rule == "heatpose":
+        chosen = "upper" if (prefer_upper and num_upper >= min_upper) else "lower"
+        if chosen == "lower" and num_lower < min_lower:
+            chosen = "upper"
+    else:
+        raise ValueError(f"unknown half-body rule {rule!r}")
+    return chosen if (num_upper if chosen == "upper" else num_lower) >= 2 else None
 
 
 @dataclass
@@ -113,16 +176,22 @@ def half_body_center_scale(
     upper_body: tuple[int, ...],
     aspect_ratio: float,
     rng: np.random.Generator,
+    aug: Augmentation | None = None,
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """HRNet's half-body crop: the box of the upper or lower visible joints, x1.5."""
+    """Half-body crop: the box of the chosen half's visible joints, padded to the aspect ratio, x1.5.
+
+    ``joints`` (K, 2), ``visible`` (K,). The half is chosen by ``aug``'s rule
+    (:func:`choose_half_body`); one uniform draw decides the preference.
+    """
+    aug = aug or Augmentation()
+    upper_prob, min_upper, min_lower = aug.half_body_thresholds()
     upper = [j for j in range(len(joints)) if visible[j] > 0 and j in upper_body]
     lower = [j for j in range(len(joints)) if visible[j] > 0 and j not in upper_body]
-    chosen = upper if (rng.random() < 0.5 and len(upper) > 2) else lower
-    if len(chosen) < 2:
-        chosen = upper
-    if len(chosen) < 2:
+    prefer_upper = rng.random() < upper_prob
+    chosen = choose_half_body(aug.half_body_rule, len(upper), len(lower), prefer_upper, min_upper, min_lower)
+    if chosen is None:
         return None
-    pts = joints[chosen]
+    pts = joints[upper if chosen == "upper" else lower]
     center = pts.mean(axis=0).astype(np.float32)
     left_top, right_bottom = pts.min(axis=0), pts.max(axis=0)
     w, h = right_bottom - left_top
@@ -159,7 +228,7 @@ def sample_crop(
             and int((visible > 0).sum()) > aug.half_body_min_joints
             and rng.random() < aug.half_body_prob
         ):
-            half = half_body_center_scale(joints, visible, upper_body, aspect, rng)
+            half = half_body_center_scale(joints, visible, upper_body, aspect, rng, aug)
             if half is not None:
                 center, scale = half
         sf, rf = aug.scale_factor, aug.rot_factor

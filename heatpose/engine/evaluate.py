@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from heatpose.codec import HeatmapCodec, exact_flip_shift, flip_back
 from heatpose.config import ExperimentConfig, config_to_dict
+from heatpose.data.coco_gt import CocoGT, load_coco_gt
 from heatpose.data.dataset import PoseDataset, build_dataset
 from heatpose.engine.checkpoint import meta_mismatches
 from heatpose.engine.distributed import (
@@ -36,7 +37,15 @@ from heatpose.engine.distributed import (
     shard_indices,
 )
 from heatpose.errors import HeatposeError
-from heatpose.evaluation.coco import STAT_NAMES, evaluate_keypoints, format_table, make_coco_results
+from heatpose.evaluation.coco import (
+    STAT_NAMES,
+    describe_gt,
+    evaluate_keypoints,
+    format_table,
+    make_coco_results,
+    stats_to_json,
+    to_original_ids,
+)
 from heatpose.io import atomic_write_json
 from heatpose.keypoints import get_schema
 from heatpose.models import build_model, load_model_weights
@@ -188,10 +197,18 @@ def metric_names(cfg: ExperimentConfig) -> tuple[str, ...]:
     return STAT_NAMES
 
 
-def score_coco(preds: Predictions, cfg: ExperimentConfig) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """COCO results (rescored, OKS-NMS) and COCOeval keypoint stats against ``data.val_ann``."""
+def score_coco(
+    preds: Predictions, cfg: ExperimentConfig, gt: CocoGT | None = None
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """COCO results (rescored, OKS-NMS) and COCOeval keypoint stats against ``data.val_ann``.
+
+    ``gt``: the validation set's normalised GT (``PoseDataset.coco_gt``; read again when None).
+    The results carry the GT file's own image and category ids; undefined stats are NaN.
+    """
     metric_names(cfg)
     sigmas = get_schema(cfg.data.schema).oks_sigmas()
+    if gt is None:
+        gt = load_coco_gt(cfg.data.val_ann, cfg.data.category, len(sigmas))
     results = make_coco_results(
         preds.image_id,
         preds.keypoints,
@@ -201,8 +218,10 @@ def score_coco(preds: Predictions, cfg: ExperimentConfig) -> tuple[list[dict[str
         sigmas=sigmas,
         nms_thr=cfg.test.oks_nms_thr,
         rescore_thr=cfg.test.rescore_thr,
+        category_id=gt.category_id,
     )
-    return results, evaluate_keypoints(cfg.data.val_ann, results, sigmas=sigmas)
+    results = to_original_ids(results, gt)
+    return results, evaluate_keypoints(gt, results, sigmas=sigmas)
 
 
 def describe_boxes(boxes: str, det_score_thr: float) -> str:
@@ -233,6 +252,9 @@ def evaluate(
     boxes = boxes or cfg.test.boxes
     flip = cfg.test.flip if flip is None else flip
     with distributed_run() as info:
+        if not Path(checkpoint).exists():
+            raise HeatposeError(f"checkpoint file not found: {checkpoint}")
+        dataset = build_dataset(cfg, "val", boxes=boxes)  # GT and images are checked before the model
         obj = read_checkpoint(checkpoint)
         model = build_model(dataclasses.replace(cfg.model, pretrained="", weights=""))
         load_model_weights(model, obj)
@@ -243,7 +265,6 @@ def evaluate(
                     f"heatpose: warning: checkpoint metadata differs from the config: {problem}",
                     file=sys.stderr,
                 )
-        dataset = build_dataset(cfg, "val", boxes=boxes)
         model.to(info.device)
         preds = predict_dataset(
             model,
@@ -257,7 +278,7 @@ def evaluate(
         )
         stats: dict[str, float] = {}
         if is_main_process():
-            results, stats = score_coco(preds, cfg)
+            results, stats = score_coco(preds, cfg, dataset.coco_gt)
             if out_dir is None:
                 out_dir = Path(checkpoint).parent / f"eval_{boxes_tag(boxes)}{'' if flip else '_noflip'}"
             header = [
@@ -267,6 +288,7 @@ def evaluate(
                 + (_describe_flip_shift(cfg, dataset) if flip else ""),
                 f"decode: {cfg.test.decode}",
                 f"people: {len(preds)} crops in {len(np.unique(preds.image_id))} images",
+                *describe_gt(dataset.coco_gt),
             ]
             print("\n".join(header))
             print(format_table(stats))
@@ -286,7 +308,9 @@ def evaluate(
                     "checkpoint_meta": meta,
                     "num_crops": len(preds),
                     "config": config_to_dict(cfg),
-                    "metrics": stats,
+                    "category": dataset.coco_gt.describe_category(),
+                    "gt_notes": dataset.coco_gt.notes,
+                    "metrics": stats_to_json(stats),
                 },
                 indent=2,
             )

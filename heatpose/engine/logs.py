@@ -86,6 +86,8 @@ class TrainLogger:
         _rewrite(self.epoch_path, self._epoch_fields, self.epoch_rows)
         if self.tb is not None:
             for key, value in values.items():
+                if isinstance(value, float) and math.isnan(value):
+                    continue  # an undefined metric (COCOeval's -1) is no point on a curve
                 self.tb.add_scalar(("train/" if key in ("train_loss", "lr") else "val/") + key, value, epoch)
             self.tb.flush()
         self.plot_curves(metric)

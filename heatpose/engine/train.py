@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from heatpose.config import ExperimentConfig, config_to_dict, dump_config
+from heatpose.data.coco_gt import undefined_metrics
 from heatpose.data.dataset import PoseDataset, build_dataset
 from heatpose.engine.checkpoint import (
     atomic_save,
@@ -47,6 +48,7 @@ from heatpose.engine.evaluate import configured_flip_shift, metric_names, predic
 from heatpose.engine.logs import TrainLogger
 from heatpose.engine.optim import OptimStep, build_optimizer, build_scheduler
 from heatpose.errors import HeatposeError
+from heatpose.evaluation.coco import is_defined
 from heatpose.io import atomic_write_text
 from heatpose.losses import JointsMSELoss
 from heatpose.models import build_model
@@ -153,7 +155,7 @@ def validate(
         amp_dtype=amp_dtype,
         channels_last=cfg.train.channels_last,
     )
-    stats = score_coco(preds, cfg)[1] if is_main_process() else {}
+    stats = score_coco(preds, cfg, dataset.coco_gt)[1] if is_main_process() else {}
     return broadcast_object(stats)
 
 
@@ -201,6 +203,8 @@ def _train(
     seed_everything(tcfg.seed)
     train_set = build_dataset(cfg, "train")
     val_set = build_dataset(cfg, "val") if tcfg.val_interval > 0 else None
+    if val_set is not None:
+        _check_save_metric_defined(val_set, tcfg.save_metric)
     sampler = DistributedSampler(
         train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=tcfg.seed
     )
@@ -269,7 +273,7 @@ def _train(
             if val_set is not None and ((epoch + 1) % tcfg.val_interval == 0 or epoch + 1 == tcfg.epochs):
                 val_stats = validate(model, val_set, cfg, device, optim_step.dtype)
                 metrics.update(val_stats)
-            is_best = tcfg.save_metric in val_stats and (
+            is_best = is_defined(val_stats.get(tcfg.save_metric)) and (
                 best_metric is None or val_stats[tcfg.save_metric] > best_metric
             )
             if is_best:
@@ -281,7 +285,7 @@ def _train(
                 if is_best:
                     atomic_save(state, best_path)
                 logger.log_epoch(epoch + 1, metrics, metric=tcfg.save_metric)
-                shown = f", {tcfg.save_metric} {val_stats[tcfg.save_metric]:.4f}" if val_stats else ""
+                shown = f", {tcfg.save_metric} {_show(val_stats[tcfg.save_metric])}" if val_stats else ""
                 best = f" (best {best_metric:.4f})" if best_metric is not None else ""
                 print(
                     f"epoch {epoch + 1}/{tcfg.epochs}: loss {train_loss:.6g}, lr {metrics['lr']:.3g}"
@@ -299,6 +303,22 @@ def _train(
     if best_metric is not None:
         metrics[f"best_{tcfg.save_metric}"] = best_metric
     return unwrap_model(model), metrics
+
+
+def _show(value: float) -> str:
+    return f"{value:.4f}" if is_defined(value) else "n/a"
+
+
+def _check_save_metric_defined(val_set: PoseDataset, metric: str) -> None:
+    """``train.save_metric`` must be computable on the validation GT (COCOeval's -1 is no score)."""
+    if val_set.coco_gt is None:
+        return
+    undefined = undefined_metrics(val_set.coco_gt, (metric,))
+    if metric in undefined:
+        raise HeatposeError(
+            f"config key 'train.save_metric': {metric} is undefined on the validation set "
+            f"({undefined[metric]}); choose AP or another metric the set defines"
+        )
 
 
 def _report_resume_changes(

@@ -23,15 +23,13 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from heatpose.data.coco import check_coco_sections
+from heatpose.data.coco_gt import CocoGT, is_number, load_coco_gt, normalize_coco_gt
 from heatpose.errors import HeatposeError
-from heatpose.evaluation.nms import oks_nms
+from heatpose.evaluation.nms import COCO_OKS_SIGMAS, oks_nms
 from heatpose.io import load_json
 
 # Order of COCOeval.stats for iouType="keypoints".
 STAT_NAMES: tuple[str, ...] = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
-
-_GT_ANN_KEYS = ("id", "image_id", "category_id", "keypoints", "num_keypoints", "area", "bbox", "iscrowd")
 
 
 # --------------------------------------------------------------------------- predictions -> results
@@ -114,83 +112,53 @@ def make_coco_results(
 # --------------------------------------------------------------------------- loading and validation
 
 
-def _validate_gt(data: Any, name: str) -> None:
-    check_coco_sections(data, name)
-    for i, img in enumerate(data["images"]):
-        if not isinstance(img, dict) or "id" not in img:
-            raise HeatposeError(f"{name}: images[{i}] has no 'id'")
-    for i, cat in enumerate(data["categories"]):
-        if not isinstance(cat, dict) or "id" not in cat:
-            raise HeatposeError(f"{name}: categories[{i}] has no 'id'")
-    for i, ann in enumerate(data["annotations"]):
-        if not isinstance(ann, dict):
-            raise HeatposeError(f"{name}: annotations[{i}] is not an object")
-        missing = [k for k in _GT_ANN_KEYS if k not in ann]
-        if missing:
-            raise HeatposeError(
-                f"{name}: annotations[{i}] lacks {', '.join(map(repr, missing))} (not keypoint ground truth?)"
-            )
-
-
-def load_gt(gt: str | Path | COCO) -> COCO:
-    """A pycocotools ``COCO`` for keypoint ground truth, validated, without pycocotools' prints."""
-    if isinstance(gt, COCO):
+def load_gt(gt: str | Path | COCO | CocoGT, category: str | int = "") -> CocoGT:
+    """Keypoint ground truth, checked and normalised by the same step the dataset reader uses."""
+    if isinstance(gt, CocoGT):
         return gt
-    data = load_json(gt, "ground truth")
-    _validate_gt(data, str(gt))
-    coco = COCO()
-    coco.dataset = data
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco.createIndex()
-    return coco
+    if isinstance(gt, COCO):
+        return normalize_coco_gt(gt.dataset, "ground truth", category)
+    return load_coco_gt(gt, category)
 
 
-def _num_keypoints_per_category(coco: COCO) -> dict[Any, int]:
-    """K for each GT category: its ``keypoints`` name list, else the length of its GT keypoints."""
-    counts: dict[Any, int] = {}
-    for cat_id, cat in coco.cats.items():
-        if isinstance(cat.get("keypoints"), list):
-            counts[cat_id] = len(cat["keypoints"])
-    for ann in coco.dataset["annotations"]:
-        cat_id = ann.get("category_id")
-        if cat_id not in counts and isinstance(ann.get("keypoints"), list):
-            counts[cat_id] = len(ann["keypoints"]) // 3
-    return counts
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _validate_result(r: Any, i: int, name: str, coco: COCO, counts: dict[Any, int]) -> None:
+def _validate_result(r: Any, i: int, name: str, gt: CocoGT) -> dict[str, Any]:
+    """A checked copy of result ``r`` with internal image and category ids."""
     if not isinstance(r, dict):
         raise HeatposeError(f"{name}: result {i} is not an object")
     for key in ("image_id", "category_id", "keypoints", "score"):
         if key not in r:
             raise HeatposeError(f"{name}: result {i} has no {key!r}")
     image_id, cat_id, kpts, score = r["image_id"], r["category_id"], r["keypoints"], r["score"]
-    if not isinstance(image_id, (int, str)) or isinstance(image_id, bool) or image_id not in coco.imgs:
+    try:
+        image = gt.images.find(image_id)
+        category = gt.categories.find(cat_id)
+    except HeatposeError as err:
+        raise HeatposeError(f"{name}: result {i}: {err}") from None
+    if image is None:
         raise HeatposeError(f"{name}: result {i} has image_id {image_id!r}, which is not in the ground truth")
-    if not isinstance(cat_id, (int, str)) or isinstance(cat_id, bool) or cat_id not in coco.cats:
+    if category is None:
+        known = sorted(map(repr, gt.categories.original.values()))
         raise HeatposeError(
-            f"{name}: result {i} has category_id {cat_id!r}; ground truth categories are {sorted(coco.cats)}"
+            f"{name}: result {i} has category_id {cat_id!r}; ground truth categories are {known}"
         )
-    if not isinstance(kpts, list) or not all(_is_number(v) for v in kpts):
+    if not isinstance(kpts, list) or not all(is_number(v) for v in kpts):
         raise HeatposeError(f"{name}: result {i}: 'keypoints' must be a flat list of numbers [x, y, score]*K")
-    expected = counts.get(cat_id)
-    if expected is not None and len(kpts) != 3 * expected:
+    if category == gt.category_id and len(kpts) != 3 * gt.num_joints:
         got = f"{len(kpts) // 3} keypoints" if len(kpts) % 3 == 0 else f"{len(kpts)} keypoint numbers"
-        raise HeatposeError(f"{name}: result {i} has {got}, GT has {expected}")
+        raise HeatposeError(f"{name}: result {i} has {got}, GT has {gt.num_joints}")
     if len(kpts) == 0 or len(kpts) % 3:
         raise HeatposeError(f"{name}: result {i} has {len(kpts)} keypoint numbers, not a multiple of 3")
     if not all(math.isfinite(v) for v in kpts):
         raise HeatposeError(f"{name}: result {i} has NaN or infinite keypoint values")
-    if not _is_number(score) or not math.isfinite(score):
+    if not is_number(score) or not math.isfinite(score):
         raise HeatposeError(f"{name}: result {i} has score {score!r}, expected a finite number")
+    return {**copy.deepcopy(r), "image_id": image, "category_id": category}
 
 
-def load_results(results: list[dict] | str | Path, coco_gt: COCO) -> list[dict]:
-    """Validated deep copy of keypoint results (pycocotools' ``loadRes`` mutates what it gets)."""
+def load_results(results: list[dict] | str | Path, gt: CocoGT) -> list[dict]:
+    """Validated copies of the results of ``gt``'s category, with internal ids (pycocotools'
+    ``loadRes`` mutates what it gets). Ids may be written as in the GT file, as integral floats
+    (``785.0``), or as the int/decimal-string spelling of an integer id."""
     if isinstance(results, (str, Path)):
         name = str(results)
         data = load_json(results, "results")
@@ -200,70 +168,117 @@ def load_results(results: list[dict] | str | Path, coco_gt: COCO) -> list[dict]:
         raise HeatposeError(f"{name}: results must be a JSON list of objects, got {type(data).__name__}")
     if not data:
         raise HeatposeError(f"{name}: no predictions (the results list is empty)")
-    counts = _num_keypoints_per_category(coco_gt)
-    for i, r in enumerate(data):
-        _validate_result(r, i, name, coco_gt, counts)
-    return copy.deepcopy(data)
+    checked = [_validate_result(r, i, name, gt) for i, r in enumerate(data)]
+    ours = [r for r in checked if r["category_id"] == gt.category_id]
+    if not ours:
+        raise HeatposeError(f"{name}: no result has the scored {gt.describe_category()}")
+    return ours
 
 
 # --------------------------------------------------------------------------- scoring
 
 
-def _check_sigmas(coco: COCO, sigmas: np.ndarray) -> None:
-    for cat_id, k in _num_keypoints_per_category(coco).items():
-        if k != len(sigmas):
-            raise HeatposeError(
-                f"ground truth category {cat_id} has {k} keypoints but {len(sigmas)} OKS sigmas are in use"
-            )
-
-
 def evaluate_keypoints_with_summary(
-    gt: str | Path | COCO, results: list[dict] | str | Path, sigmas: np.ndarray | None = None
+    gt: str | Path | COCO | CocoGT,
+    results: list[dict] | str | Path,
+    sigmas: np.ndarray | None = None,
+    category: str | int = "",
 ) -> tuple[dict[str, float], str]:
-    """COCOeval keypoint stats plus pycocotools' own summary text (its prints, captured)."""
-    coco_gt = load_gt(gt)
+    """COCOeval keypoint stats plus pycocotools' own summary text (its prints, captured).
+
+    Scores only the GT's chosen category (``params.catIds``). A stat COCOeval reports as -1
+    (no GT in its area range) is NaN here: undefined, never a score.
+    """
+    coco_gt = load_gt(gt, category)
     dets = load_results(results, coco_gt)
+    k = coco_gt.num_joints
+    n_sigmas = len(COCO_OKS_SIGMAS if sigmas is None else sigmas)
+    if n_sigmas != k:
+        raise HeatposeError(
+            f"ground truth {coco_gt.describe_category()} has {k} keypoints "
+            f"but {n_sigmas} OKS sigmas are in use"
+        )
     with contextlib.redirect_stdout(io.StringIO()):
-        coco_dt = coco_gt.loadRes(dets)
-        ev = COCOeval(coco_gt, coco_dt, "keypoints")
+        coco = coco_gt.coco()
+        coco_dt = coco.loadRes(dets)
+        ev = COCOeval(coco, coco_dt, "keypoints")
         if sigmas is not None:  # else keep pycocotools' own COCO-17 sigmas, bit for bit
             ev.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64)
-        _check_sigmas(coco_gt, ev.params.kpt_oks_sigmas)
+        ev.params.catIds = [coco_gt.category_id]
         ev.evaluate()
         ev.accumulate()
     with contextlib.redirect_stdout(io.StringIO()) as summary:
         ev.summarize()
-    stats = {name: float(v) for name, v in zip(STAT_NAMES, ev.stats, strict=True)}
+    stats = {name: (float(v) if v >= 0 else math.nan) for name, v in zip(STAT_NAMES, ev.stats, strict=True)}
     return stats, summary.getvalue()
 
 
 def evaluate_keypoints(
-    gt: str | Path | COCO, results: list[dict] | str | Path, sigmas: np.ndarray | None = None
+    gt: str | Path | COCO | CocoGT,
+    results: list[dict] | str | Path,
+    sigmas: np.ndarray | None = None,
+    category: str | int = "",
 ) -> dict[str, float]:
-    """COCO keypoint AP/AR (keys ``STAT_NAMES``); -1.0 means undefined (no GT in that area range)."""
-    return evaluate_keypoints_with_summary(gt, results, sigmas)[0]
+    """COCO keypoint AP/AR (keys ``STAT_NAMES``); NaN means undefined (no GT in that area range)."""
+    return evaluate_keypoints_with_summary(gt, results, sigmas, category)[0]
+
+
+def is_defined(value: float | None) -> bool:
+    """False for a metric COCOeval could not compute (NaN here, -1 in pycocotools, None in json)."""
+    return value is not None and math.isfinite(value) and value >= 0
+
+
+def stats_to_json(stats: dict[str, float]) -> dict[str, float | None]:
+    """Undefined stats as null: json has no NaN."""
+    return {k: (v if is_defined(v) else None) for k, v in stats.items()}
 
 
 def format_table(stats: dict[str, float]) -> str:
-    """Two-row AP/AR table; undefined (-1) entries show as n/a."""
+    """Two-row AP/AR table; undefined (NaN or -1) entries show as n/a."""
     cols = (("", "0.50:0.95"), ("50", "0.50"), ("75", "0.75"), ("m", "medium"), ("l", "large"))
     lines = ["      " + "".join(f"{label:>11}" for _, label in cols)]
     for kind in ("AP", "AR"):
         cells = []
         for suffix, _ in cols:
             v = stats.get(kind + suffix)
-            cells.append(f"{'n/a' if v is None or v < 0 else f'{v:.3f}':>11}")
+            cells.append(f"{f'{v:.3f}' if is_defined(v) else 'n/a':>11}")
         lines.append(f"{kind:<6}" + "".join(cells))
     return "\n".join(lines)
 
 
-def score_command(gt_path: str, preds_path: str, as_json: bool = False, out: TextIO | None = None) -> int:
-    """``heatpose score --gt GT.json --preds RESULTS.json [--json]``: print the stats, return 0."""
+def to_original_ids(results: list[dict[str, Any]], gt: CocoGT) -> list[dict[str, Any]]:
+    """Results with internal image/category ids -> the ids the GT file itself uses."""
+    return [
+        {
+            **r,
+            "image_id": gt.original_image_id(r["image_id"]),
+            "category_id": gt.categories.original[r["category_id"]],
+        }
+        for r in results
+    ]
+
+
+def describe_gt(gt: CocoGT) -> list[str]:
+    """Header lines: which category was scored, and what the normaliser derived."""
+    return [f"ground truth: {gt.path}, {gt.describe_category()}, {gt.num_joints} keypoints", *gt.notes]
+
+
+def score_command(
+    gt_path: str, preds_path: str, as_json: bool = False, out: TextIO | None = None, category: str | int = ""
+) -> int:
+    """``heatpose score --gt GT.json --preds RESULTS.json [--json]``: print the stats, return 0.
+
+    With ``--json`` the notes about the GT go to stderr and undefined stats are null.
+    """
     out = sys.stdout if out is None else out
-    stats = evaluate_keypoints(gt_path, preds_path)
+    gt = load_gt(gt_path, category)
+    stats = evaluate_keypoints(gt, preds_path)
     if as_json:
-        out.write(json.dumps(stats) + "\n")
+        for line in gt.notes:
+            print(f"heatpose: note: {line}", file=sys.stderr)
+        out.write(json.dumps(stats_to_json(stats)) + "\n")
     else:
         out.write(f"COCO keypoint evaluation of {preds_path} against {gt_path}\n")
+        out.write("\n".join(describe_gt(gt)) + "\n")
         out.write(format_table(stats) + "\n")
     return 0
