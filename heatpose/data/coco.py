@@ -102,8 +102,8 @@ def read_coco_dataset(
     return gt, samples
 
 
-def _image_size(image: dict[str, Any], image_dir: Path, gt: CocoGT, missing: list[int]) -> tuple[int, int]:
-    """(width, height) from the json, else from the image file's header (counted in ``missing``)."""
+def _image_size(image: dict[str, Any], image_dir: Path, gt: CocoGT) -> tuple[int, int]:
+    """(width, height) from the json, else from the image file's header (stored back into ``image``)."""
     if image.get("width") is not None and image.get("height") is not None:
         return int(image["width"]), int(image["height"])
     size = image_size(image_dir / image["file_name"])
@@ -112,7 +112,6 @@ def _image_size(image: dict[str, Any], image_dir: Path, gt: CocoGT, missing: lis
             f"{gt.path}: image {gt.original_image_id(image['id'])!r} lacks width/height and "
             f"{image_dir / image['file_name']} cannot be read to take them from it"
         )
-    missing.append(image["id"])
     image["width"], image["height"] = size
     return size
 
@@ -128,13 +127,12 @@ def _gt_samples(
 ) -> list[PersonSample]:
     samples = []
     dropped: list[Any] = []
-    sized: list[int] = []
     for ann in gt.dataset["annotations"]:
         if ann["iscrowd"] or ann["num_keypoints"] == 0:
             continue
         kpts = np.asarray(ann["keypoints"], dtype=np.float32).reshape(num_joints, 3)
         image = images[ann["image_id"]]
-        width, height = _image_size(image, image_dir, gt, sized)
+        width, height = _image_size(image, image_dir, gt)
         box = clean_box(ann["bbox"], width, height)
         # Official clean_bbox drops area <= 0 and boxes empty after clipping; a box that is a
         # single pixel both ways (w = h = 0 after clipping) would give a zero-size crop.
@@ -156,8 +154,6 @@ def _gt_samples(
                 box_source="gt",
             )
         )
-    if sized:
-        gt.notes.append(f"{where}: {len(set(sized))} images lack width/height: read from the image files")
     if dropped:
         gt.notes.append(
             f"{where}: dropped {len(dropped)} people whose box is empty after clipping to the image or "
