@@ -182,6 +182,13 @@ class CocoGT:
         return self._coco
 
 
+def note_line(note: str) -> str:
+    """A ``CocoGT.notes`` entry as printed: ``heatpose: note: ...`` or ``heatpose: warning: ...``."""
+    if ": warning: " in note:
+        return "heatpose: warning: " + note.replace(": warning: ", ": ", 1)
+    return "heatpose: note: " + note
+
+
 def load_coco_gt(path: str | Path, category: str | int = "", num_joints: int | None = None) -> CocoGT:
     """Read ``path`` and :func:`normalize_coco_gt` it."""
     data = load_json(path, "ground truth")

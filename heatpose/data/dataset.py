@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from heatpose.codec import HeatmapCodec
 from heatpose.config import ExperimentConfig
 from heatpose.data.coco import read_coco_dataset
-from heatpose.data.coco_gt import CocoGT
+from heatpose.data.coco_gt import CocoGT, note_line
 from heatpose.data.image_files import IMREAD_FLAGS, find_bad_images, refuse_or_skip
 from heatpose.data.records import PersonSample
 from heatpose.data.transforms import Augmentation, sample_crop, transform_keypoints, warp_crop
@@ -160,7 +160,7 @@ def build_dataset(cfg: ExperimentConfig, split: str, boxes: str | None = None) -
     samples = _drop_bad_images(gt, samples, cfg.data.max_bad_image_share if split == "train" else None)
     if os.environ.get("RANK", "0") == "0":
         for line in gt.notes:
-            print(f"heatpose: note: {line}", file=sys.stderr)
+            print(note_line(line), file=sys.stderr)
     if not samples:
         raise HeatposeError(f"no people to use in {ann} ({split} split, boxes: {box_source})")
     augmentation = None

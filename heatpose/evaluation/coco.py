@@ -23,7 +23,7 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from heatpose.data.coco_gt import CocoGT, is_number, load_coco_gt, normalize_coco_gt
+from heatpose.data.coco_gt import CocoGT, is_number, load_coco_gt, normalize_coco_gt, note_line
 from heatpose.errors import HeatposeError
 from heatpose.evaluation.nms import COCO_OKS_SIGMAS, oks_nms
 from heatpose.io import load_json
@@ -275,7 +275,7 @@ def score_command(
     stats = evaluate_keypoints(gt, preds_path)
     if as_json:
         for line in gt.notes:
-            print(f"heatpose: note: {line}", file=sys.stderr)
+            print(note_line(line), file=sys.stderr)
         out.write(json.dumps(stats_to_json(stats)) + "\n")
     else:
         out.write(f"COCO keypoint evaluation of {preds_path} against {gt_path}\n")
