@@ -63,7 +63,8 @@ class IdMap:
     """The file's own ids of one kind (images, annotations, categories) <-> internal int ids.
 
     Internal id = the id's integer value when every id of the kind has one (ints, integral
-    floats, decimal strings) and these are unique; otherwise the position in the file.
+    floats, decimal strings) and these are unique; otherwise the 1-based position in the file.
+    Annotation ids are never 0 internally: pycocotools reads a matched id 0 as "unmatched".
     """
 
     kind: str
@@ -72,7 +73,7 @@ class IdMap:
     by_value: bool = True  # internal ids are the ids' integer values
 
     @classmethod
-    def build(cls, kind: str, ids: list[Any], name: str, where: list[str]) -> IdMap:
+    def build(cls, kind: str, ids: list[Any], name: str, where: list[str], zero_ok: bool = True) -> IdMap:
         seen: dict[Any, int] = {}
         for i, value in enumerate(ids):
             if not isinstance(value, (int, float, str)) or isinstance(value, bool):
@@ -87,9 +88,10 @@ class IdMap:
             seen[key] = i
         values = [integral_id(v) for v in ids]
         by_value = all(v is not None for v in values) and len(set(values)) == len(values)
+        by_value = by_value and (zero_ok or 0 not in values)
         m = cls(kind=kind, by_value=by_value)
         for i, value in enumerate(ids):
-            internal = values[i] if by_value else i
+            internal = values[i] if by_value else i + 1
             m.original[internal] = value
             m.lookup[_id_key(value)] = internal
         return m
@@ -218,9 +220,9 @@ def normalize_coco_gt(
     ann_places = [f"annotations[{i}] (id {a.get('id')!r})" for i, a in enumerate(anns)]
     with_id = [i for i, a in enumerate(anns) if "id" in a]
     ann_ids = IdMap.build(
-        "annotation", [anns[i]["id"] for i in with_id], name, [ann_places[i] for i in with_id]
+        "annotation", [anns[i]["id"] for i in with_id], name, [ann_places[i] for i in with_id], zero_ok=False
     )
-    next_id = max([*ann_ids.original, 0]) + 1 if ann_ids.by_value else len(with_id)
+    next_id = max([*ann_ids.original, 0]) + 1
 
     out_anns: list[dict[str, Any]] = []
     other = 0
@@ -246,8 +248,8 @@ def normalize_coco_gt(
             internal_id = (
                 ann_ids.lookup[_id_key(ann["id"])] if not ann_ids.by_value else integral_id(ann["id"])
             )
-            if type(ann["id"]) is not int:
-                notes.add("have a non-integer 'id': mapped to an internal integer", where)
+            if type(ann["id"]) is not int or ann["id"] == 0:
+                notes.add("have a non-integer or 0 'id': mapped to an internal integer", where)
         else:
             internal_id, next_id = next_id, next_id + 1
             notes.add("lack 'id': numbered in file order", where)
