@@ -405,10 +405,10 @@ def _bbox(value: Any, where: str, name: str, notes: _Notes) -> list[float]:
     if isinstance(value, (list, tuple)) and len(value) == 1 and isinstance(value[0], (list, tuple)):
         value = value[0]
         notes.add("nest bbox in a list: unwrapped", where)
-    if not isinstance(value, (list, tuple)) or len(value) != 4 or not all(is_number(v) for v in value):
+    if not isinstance(value, (list, tuple)) or len(value) != 4 or not set(map(type, value)) <= {int, float}:
         raise HeatposeError(f"{name}: {where} has bbox {value!r}: expected 4 numbers [x, y, w, h]")
     box = [float(v) for v in value]
-    if not all(math.isfinite(v) for v in box):
+    if not math.isfinite(sum(box)):
         raise HeatposeError(f"{name}: {where} has a non-finite bbox {value!r}")
     if box[2] < 0 or box[3] < 0:
         raise HeatposeError(f"{name}: {where} has bbox {value!r} with a negative width or height")
@@ -438,18 +438,19 @@ def _normalize_annotation(
     kpts = ann.get("keypoints")
     if kpts is None:
         raise HeatposeError(f"{name}: {_lacks(where, 'keypoints')}")
-    if not isinstance(kpts, list) or not all(is_number(v) for v in kpts):
+    # set(map(type, ...)) and sum() keep this fast: COCO train has 150k annotations x 51 numbers
+    if not isinstance(kpts, list) or not set(map(type, kpts)) <= {int, float}:
         raise HeatposeError(f"{name}: {where}: 'keypoints' must be a flat list of numbers [x, y, v]*{k}")
     if len(kpts) != 3 * k:
         raise HeatposeError(f"{name}: {where} has {len(kpts) / 3:g} keypoints, expected {k}")
-    if not all(math.isfinite(v) for v in kpts):
+    if not math.isfinite(sum(kpts)) and not all(math.isfinite(v) for v in kpts):
         raise HeatposeError(f"{name}: {where} has NaN or infinite keypoint values")
     vis = kpts[2::3]
-    if any(v not in (0, 1, 2) for v in vis):
+    if not set(vis) <= {0, 1, 2}:
         bad = next(v for v in vis if v not in (0, 1, 2))
         raise HeatposeError(f"{name}: {where} has keypoint visibility {bad!r}: COCO uses 0, 1 or 2")
-    kpts = [float(v) for v in kpts]
-    labeled = sum(1 for v in vis if v > 0)
+    kpts = list(kpts)
+    labeled = sum(1 for v in vis if v)
     if "bbox" not in ann:
         raise HeatposeError(f"{name}: {_lacks(where, 'bbox')}")
     box = _bbox(ann["bbox"], where, name, notes)

@@ -253,7 +253,7 @@ def evaluate(
     flip = cfg.test.flip if flip is None else flip
     with distributed_run() as info:
         if not Path(checkpoint).exists():
-            raise HeatposeError(f"checkpoint file not found: {checkpoint}")
+            raise HeatposeError(f"checkpoint not found: {checkpoint}")
         dataset = build_dataset(cfg, "val", boxes=boxes)  # GT and images are checked before the model
         obj = read_checkpoint(checkpoint)
         model = build_model(dataclasses.replace(cfg.model, pretrained="", weights=""))
