@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from heatpose.errors import HeatposeError
 
@@ -94,16 +96,31 @@ class BadImage:
 
 
 def find_bad_images(images: Iterable[tuple[str, int | None, int | None]]) -> list[BadImage]:
-    """Files among ``(path, json width, json height)`` that are truncated, unreadable, or of another size."""
-    bad = []
-    for path, width, height in images:
+    """Files among ``(path, json width, json height)`` that are truncated, unreadable, or of another size.
+
+    Reads a few kilobytes per file, on a few threads (COCO train: 118k files); a progress bar
+    shows for large sets.
+    """
+    items = list(images)
+
+    def check(item: tuple[str, int | None, int | None]) -> BadImage | None:
+        path, width, height = item
         size, problem = inspect_image(path)
         known = size is not None and width is not None and height is not None
         if not problem and known and size != (width, height):
             problem = f"decoded size {size[0]}x{size[1]} differs from the json's {width}x{height}"
-        if problem:
-            bad.append(BadImage(str(path), problem))
-    return bad
+        return BadImage(str(path), problem) if problem else None
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        found = tqdm(
+            pool.map(check, items),
+            total=len(items),
+            desc="checking images",
+            unit="img",
+            disable=len(items) < 5000,
+            leave=False,
+        )
+        return [b for b in found if b is not None]
 
 
 def refuse_or_skip(bad: list[BadImage], num_images: int, max_share: float | None, where: str) -> set[str]:
