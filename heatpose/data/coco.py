@@ -39,10 +39,9 @@ def clean_box(bbox: list[float], width: int, height: int) -> list[float] | None:
 
 
 def _check_box(box: Any, where: str) -> None:
-    if not isinstance(box, list) or len(box) != 4 or not all(isinstance(v, (int, float)) for v in box):
+    numbers = isinstance(box, list) and len(box) == 4 and set(map(type, box)) <= {int, float}
+    if not numbers or not all(math.isfinite(v) for v in box):
         raise HeatposeError(f"{where}: box {box!r} must be 4 finite numbers x, y, w, h")
-    if len(box) != 4 or not all(math.isfinite(float(v)) for v in box):
-        raise HeatposeError(f"{where}: box {box} must be 4 finite numbers x, y, w, h")
     if float(box[2]) <= 0 or float(box[3]) <= 0:
         raise HeatposeError(f"{where}: zero-area box {box}")
 
