@@ -22,11 +22,12 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from heatpose.errors import HeatposeError
 from heatpose.io import atomic_write_json, atomic_write_text, load_json
+from heatpose.steps import CommandStep, run_steps
 
 
 @dataclass(frozen=True)
@@ -49,26 +50,6 @@ PRESETS: dict[str, DemoPreset] = {
     # seconds: the test suite's setting (the numbers mean nothing)
     "tiny": DemoPreset(6, 3, (96, 96), (64, 64), (2, 16), 0.0, 4, 6),
 }
-
-
-@dataclass
-class DemoStep:
-    """One heatpose command of the demo and what it must leave behind."""
-
-    name: str
-    title: str
-    argv: list[str]
-    outputs: list[Path] = field(default_factory=list)
-
-    @property
-    def command(self) -> str:
-        return "heatpose " + " ".join(shlex.quote(a) for a in self.argv)
-
-
-def _epochs_for_budget(preset: DemoPreset, people: int, samples_per_s: float) -> int:
-    if preset.minutes <= 0:
-        return 1
-    return max(2, int(preset.minutes * 60 * samples_per_s / max(1, people)))
 
 
 def demo_config(out: Path, preset: DemoPreset, epochs: int, amp: str = "auto") -> dict:
@@ -101,48 +82,14 @@ def demo_config(out: Path, preset: DemoPreset, epochs: int, amp: str = "auto") -
     }
 
 
-def probe_samples_per_s(preset: DemoPreset, amp: str = "auto") -> float:
-    """Training samples per second of the demo model on this machine (3 timed steps, data excluded),
-    discounted by a third for data loading and validation, which share the same cores."""
-    import torch
-
-    from heatpose.config import config_from_dict
-    from heatpose.engine.optim import OptimStep, build_optimizer
-    from heatpose.losses import JointsMSELoss
-    from heatpose.models import build_model
-
-    cfg = config_from_dict(demo_config(Path("."), preset, 1, amp))
-    model = build_model(cfg.model).to(memory_format=torch.channels_last)
-    step = OptimStep(build_optimizer(cfg.train, model), torch.device("cpu"), amp=amp)
-    w, h = preset.input_size
-    hw, hh = cfg.heatmap_size
-    x = torch.randn(preset.batch_size, 3, h, w).contiguous(memory_format=torch.channels_last)
-    target = torch.rand(preset.batch_size, cfg.model.num_joints, hh, hw)
-    weight = torch.ones(preset.batch_size, cfg.model.num_joints)
-    loss_fn = JointsMSELoss()
-    times = []
-    for _ in range(4):
-        tic = time.perf_counter()
-        with step.autocast():
-            out = model(x)
-        step(loss_fn(out.float(), target, weight))
-        times.append(time.perf_counter() - tic)
-    return preset.batch_size / min(times[1:]) / 1.5
-
-
-def _people_in(ann: Path) -> int:
-    data = load_json(ann, "annotation")
-    return sum(1 for a in data["annotations"] if max(a.get("keypoints") or [0]) > 0)
-
-
-def build_steps(out: Path, preset: DemoPreset, checkpoint: str | None) -> list[DemoStep]:
+def build_steps(out: Path, preset: DemoPreset, checkpoint: str | None) -> list[CommandStep]:
     """The demo's commands in order (training is left out when a checkpoint is given)."""
     data, cfg = out / "data", out / "demo_config.yaml"
     w, h = preset.image_size
     size = ["--width", str(w), "--height", str(h), "--quiet"]
     ckpt = checkpoint or str(out / "train" / "best.pth")
     steps = [
-        DemoStep(
+        CommandStep(
             "synth_train",
             "Draw a synthetic training set",
             [
@@ -158,7 +105,7 @@ def build_steps(out: Path, preset: DemoPreset, checkpoint: str | None) -> list[D
             ],
             [data / "annotations" / "person_keypoints_train.json"],
         ),
-        DemoStep(
+        CommandStep(
             "synth_val",
             "Draw a held-out validation set",
             [
@@ -177,7 +124,7 @@ def build_steps(out: Path, preset: DemoPreset, checkpoint: str | None) -> list[D
     ]
     if checkpoint is None:
         steps.append(
-            DemoStep(
+            CommandStep(
                 "train",
                 "Train a SimpleBaseline (ResNet-18) from scratch",
                 ["train", str(cfg), "--work-dir", str(out / "train")],
@@ -185,7 +132,7 @@ def build_steps(out: Path, preset: DemoPreset, checkpoint: str | None) -> list[D
             )
         )
     steps.append(
-        DemoStep(
+        CommandStep(
             "eval",
             "Score it on the held-out split (COCO AP, GT boxes, flip test)",
             ["eval", str(cfg), "--checkpoint", ckpt, "--out-dir", str(out / "eval")],
@@ -193,10 +140,6 @@ def build_steps(out: Path, preset: DemoPreset, checkpoint: str | None) -> list[D
         )
     )
     return steps
-
-
-def _step_done(out: Path, step: DemoStep) -> bool:
-    return (out / ".steps" / step.name).is_file() and all(p.exists() for p in step.outputs)
 
 
 def run_demo(
@@ -229,32 +172,12 @@ def run_demo(
         file=sys.stderr,
     )
     started = time.perf_counter()
-    timings: dict[str, float] = {}
-    current = steps[0].name
-    try:
-        for step in steps:
-            current = step.name
-            if _step_done(out, step):
-                print(f"demo: {step.name} already done, skipped", file=sys.stderr)
-                continue
-            if step.name == "train":
-                _write_config(out, preset)
-                if (out / "train" / "latest.pth").is_file():
-                    step.argv.append("--resume")
-            print(f"demo: {step.title}: {step.command}", file=sys.stderr)
-            tic = time.perf_counter()
-            status = run_command(step.argv)
-            if status != 0:
-                raise HeatposeError(f"demo step {step.name!r} failed (exit {status}): {step.command}")
-            timings[step.name] = time.perf_counter() - tic
-            atomic_write_text(out / ".steps" / step.name, f"{timings[step.name]:.1f}\n")
-    except KeyboardInterrupt:
-        print(
-            f"heatpose demo: interrupted during {current!r}; finished steps are kept. "
-            f"Continue with: heatpose demo --out {shlex.quote(str(out))}",
-            file=sys.stderr,
-        )
-        raise
+
+    def prepare(step: CommandStep) -> None:
+        if step.name == "train":
+            _write_config(out, preset)
+
+    run_steps(out, steps, f"heatpose demo --out {shlex.quote(str(out))}", prepare, run_command)
     report = write_report(out, steps)
     print(f"demo: done in {time.perf_counter() - started:.0f} s; open {report}", file=sys.stderr)
     return report
@@ -263,12 +186,15 @@ def run_demo(
 def _write_config(out: Path, preset: DemoPreset) -> None:
     import yaml
 
+    from heatpose.budget import epochs_for_budget, people_in, probe_samples_per_s
+    from heatpose.config import config_from_dict
+
     cfg_path = out / "demo_config.yaml"
     if cfg_path.is_file() and (out / "train" / "latest.pth").is_file():
         return  # resuming: keep the config the run started with
-    people = _people_in(out / "data" / "annotations" / "person_keypoints_train.json")
-    speed = probe_samples_per_s(preset) if preset.minutes > 0 else 1.0
-    epochs = _epochs_for_budget(preset, people, speed)
+    people = people_in(out / "data" / "annotations" / "person_keypoints_train.json")
+    speed = probe_samples_per_s(config_from_dict(demo_config(out, preset, 1))) if preset.minutes > 0 else 1.0
+    epochs = epochs_for_budget(preset.minutes, people, speed)
     print(
         f"demo: {people} training people at ~{speed:.0f} samples/s: {epochs} epochs "
         f"fit {preset.minutes:g} minutes",
@@ -283,7 +209,7 @@ def _metrics(out: Path) -> dict:
     return {k: v for k, v in meta.get("metrics", {}).items()}
 
 
-def write_report(out: Path, steps: list[DemoStep]) -> Path:
+def write_report(out: Path, steps: list[CommandStep]) -> Path:
     """``metrics.json`` and ``index.html``: metrics table, curves, pictures and every command."""
     metrics = _metrics(out)
     atomic_write_json(out / "metrics.json", metrics, indent=2)
