@@ -62,6 +62,19 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce(args: argparse.Namespace) -> int:
+    from heatpose.reproduce import reproduce
+
+    reproduce(
+        args.table,
+        args.out or f"reproduce_{args.table}",
+        args.minutes_per_row,
+        only=args.rows,
+        size=args.size,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="heatpose", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -113,6 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset", choices=("standard", "tiny"), default="standard", help="tiny: seconds, for tests"
     )
     p.set_defaults(func=_demo)
+
+    p = sub.add_parser("reproduce", help="re-run a seed paper's ablation table on synthetic data")
+    p.add_argument("table", choices=("sb-table1",))
+    p.add_argument("--out", default=None, help="default: reproduce_<table>")
+    p.add_argument("--minutes-per-row", type=float, default=2.0, help="training budget of each row")
+    p.add_argument("--rows", nargs="+", default=None, help="run only these rows (names in table.md)")
+    p.add_argument(
+        "--size", choices=("standard", "tiny"), default="standard", help="tiny: seconds, for tests"
+    )
+    p.set_defaults(func=_reproduce)
     return parser
 
 
