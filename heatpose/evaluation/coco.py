@@ -260,7 +260,9 @@ def to_original_ids(results: list[dict[str, Any]], gt: CocoGT) -> list[dict[str,
 
 def describe_gt(gt: CocoGT) -> list[str]:
     """Header lines: which category was scored, and what the normaliser derived."""
-    return [f"ground truth: {gt.path}, {gt.describe_category()}, {gt.num_joints} keypoints", *gt.notes]
+    notes = [n.removeprefix(f"{gt.path}: ") for n in gt.notes]
+    notes = [n if n.startswith("warning: ") else f"note: {n}" for n in notes]
+    return [f"ground truth: {gt.path}, {gt.describe_category()}, {gt.num_joints} keypoints", *notes]
 
 
 def score_command(
