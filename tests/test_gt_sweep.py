@@ -143,6 +143,12 @@ VARIANTS: dict[str, tuple[Callable[[dict], None], str, str, bool]] = {
         "2 categories",
         True,
     ),
+    "empty_keypoints_list": (
+        lambda d: d["annotations"].append(dict(_ann(d), id=77, keypoints=[])),
+        "note",
+        "empty 'keypoints'",
+        True,
+    ),
     "more_than_20_people": (_crowded, "note", "hold more than 20 people", False),
     # ---- refused, one line naming the field and the annotation
     "duplicate_ann_id": (
@@ -263,7 +269,7 @@ def _perfect_preds(d: dict) -> list[dict]:
         for a in d.get("annotations", [])
         if str(a.get("category_id", person)) == str(person)
         and isinstance(a.get("keypoints"), list)
-        and max(a["keypoints"][2::3]) > 0
+        and max(a["keypoints"][2::3], default=0) > 0
     ]
 
 

@@ -343,7 +343,7 @@ def _choose_category(
             cat_ids.find(a.get("category_id")) for a in anns if isinstance(a, dict) and a.get("keypoints")
         }
         used_cats = [c for c in categories if cat_ids.find(c["id"]) in used]
-        person = [c for c in categories if c.get("name") == "person"]
+        person = [c for c in categories if str(c.get("name", "")).lower() == "person"]
         if len(with_kpts) == 1:
             chosen = with_kpts[0]
         elif len(used_cats) == 1:
@@ -438,6 +438,9 @@ def _normalize_annotation(
     kpts = ann.get("keypoints")
     if kpts is None:
         raise HeatposeError(f"{name}: {_lacks(where, 'keypoints')}")
+    if kpts == []:
+        kpts = [0] * (3 * k)
+        notes.add("have an empty 'keypoints' list: read as unlabelled (all v = 0)", where)
     # set(map(type, ...)) and sum() keep this fast: COCO train has 150k annotations x 51 numbers
     if not isinstance(kpts, list) or not set(map(type, kpts)) <= {int, float}:
         raise HeatposeError(f"{name}: {where}: 'keypoints' must be a flat list of numbers [x, y, v]*{k}")
