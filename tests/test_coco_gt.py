@@ -22,13 +22,13 @@ from pycocotools.cocoeval import COCOeval
 
 from heatpose.config import config_from_dict
 from heatpose.data.coco import read_coco_dataset
-from heatpose.data.coco_gt import load_coco_gt, normalize_coco_gt, undefined_metrics
+from heatpose.data.coco_gt import load_coco_gt, normalize_coco_gt
 from heatpose.data.dataset import build_dataset, read_image
 from heatpose.data.image_files import inspect_image
 from heatpose.data.synthetic import write_synthetic_dataset
 from heatpose.engine.train import train
 from heatpose.errors import HeatposeError
-from heatpose.evaluation.coco import evaluate_keypoints, format_table, score_command
+from heatpose.evaluation.coco import evaluate_keypoints, format_table, score_command, undefined_metrics
 from tests.conftest import shared_path
 
 

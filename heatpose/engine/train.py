@@ -26,7 +26,6 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from heatpose.config import ExperimentConfig, config_to_dict, dump_config
-from heatpose.data.coco_gt import undefined_metrics
 from heatpose.data.dataset import PoseDataset, build_dataset
 from heatpose.engine.checkpoint import (
     atomic_save,
@@ -48,7 +47,7 @@ from heatpose.engine.evaluate import configured_flip_shift, metric_names, predic
 from heatpose.engine.logs import TrainLogger
 from heatpose.engine.optim import OptimStep, build_optimizer, build_scheduler
 from heatpose.errors import HeatposeError
-from heatpose.evaluation.coco import is_defined
+from heatpose.evaluation.coco import is_defined, undefined_metrics
 from heatpose.io import atomic_write_text
 from heatpose.losses import JointsMSELoss
 from heatpose.models import build_model

@@ -246,6 +246,27 @@ def format_table(stats: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+# Area ranges of COCOeval's keypoint summary: which stats need GT in which range.
+AREA_RANGES: dict[str, tuple[float, float]] = {"m": (32.0**2, 96.0**2), "l": (96.0**2, 1e10)}
+
+
+def undefined_metrics(gt: CocoGT, names: tuple[str, ...]) -> dict[str, str]:
+    """Metrics among ``names`` that COCOeval reports as -1 on this GT, with the reason.
+
+    A stat is undefined when no non-crowd person with a labelled keypoint falls in its area
+    range (COCOeval: no GT to compute precision/recall against).
+    """
+    areas = [a["area"] for a in gt.dataset["annotations"] if not a["iscrowd"] and a["num_keypoints"] > 0]
+    out = {}
+    for metric in names:
+        lo, hi = AREA_RANGES.get(metric[-1], (0.0, 1e10))
+        if not any(lo <= a <= hi for a in areas):
+            rng = f"area in [{lo:g}, {hi:g}]" if metric[-1] in "ml" else "any area"
+            largest = f"; largest person area {max(areas):g}" if areas else ""
+            out[metric] = f"no non-crowd person with labelled keypoints and {rng} in {gt.path}{largest}"
+    return out
+
+
 def to_original_ids(results: list[dict[str, Any]], gt: CocoGT) -> list[dict[str, Any]]:
     """Results with internal image/category ids -> the ids the GT file itself uses."""
     return [
