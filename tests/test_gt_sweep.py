@@ -149,6 +149,12 @@ VARIANTS: dict[str, tuple[Callable[[dict], None], str, str, bool]] = {
         "empty 'keypoints'",
         True,
     ),
+    "nested_keypoints": (
+        lambda d: _all(d, lambda a: a.update(keypoints=[a["keypoints"][i : i + 3] for i in range(0, 51, 3)])),
+        "note",
+        "flattened",
+        True,
+    ),
     "more_than_20_people": (_crowded, "note", "hold more than 20 people", False),
     # ---- refused, one line naming the field and the annotation
     "duplicate_ann_id": (
@@ -255,6 +261,12 @@ def _variant(synth: Path, out_dir: Path, name: str) -> tuple[Path, dict]:
     return path, changed
 
 
+def _flat(kpts: object) -> list:
+    if isinstance(kpts, list) and kpts and all(isinstance(p, list) for p in kpts):
+        return [v for p in kpts for v in p]
+    return kpts if isinstance(kpts, list) else []
+
+
 def _perfect_preds(d: dict) -> list[dict]:
     """One exact result per labelled person of the person category, with the ids as the file writes them."""
     cats = d.get("categories") or [{"id": 1}]
@@ -263,13 +275,12 @@ def _perfect_preds(d: dict) -> list[dict]:
         {
             "image_id": a["image_id"],
             "category_id": a.get("category_id", person),
-            "keypoints": a["keypoints"],
+            "keypoints": _flat(a.get("keypoints")),
             "score": 1.0,
         }
         for a in d.get("annotations", [])
         if str(a.get("category_id", person)) == str(person)
-        and isinstance(a.get("keypoints"), list)
-        and max(a["keypoints"][2::3], default=0) > 0
+        and max(_flat(a.get("keypoints"))[2::3], default=0) > 0
     ]
 
 

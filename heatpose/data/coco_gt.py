@@ -438,6 +438,9 @@ def _normalize_annotation(
     kpts = ann.get("keypoints")
     if kpts is None:
         raise HeatposeError(f"{name}: {_lacks(where, 'keypoints')}")
+    if isinstance(kpts, list) and kpts and all(isinstance(p, list) and len(p) == 3 for p in kpts):
+        kpts = [v for p in kpts for v in p]
+        notes.add("nest keypoints as [[x, y, v], ...]: flattened", where)
     if kpts == []:
         kpts = [0] * (3 * k)
         notes.add("have an empty 'keypoints' list: read as unlabelled (all v = 0)", where)
