@@ -226,6 +226,17 @@ def test_truncated_jpeg_and_wrong_size_are_found(tmp_path, synth):
         build_dataset(_cfg(synth, ann, images, max_bad_image_share=0.25), "train")
 
 
+def test_truncation_check_on_a_real_jpeg(tmp_path):
+    """A real COCO photo cut anywhere is found; a camera trailer after the end marker is not an error."""
+    data = shared_path("mmpose_testdata", "coco", "000000000785.jpg").read_bytes()
+    path = tmp_path / "cut.jpg"
+    for frac in (0.2, 0.5, 0.9, 0.995):
+        path.write_bytes(data[: int(len(data) * frac)])
+        assert inspect_image(path) == ((640, 425), "truncated JPEG (no end-of-image marker)")
+    path.write_bytes(data + b"SEFH" * 40)
+    assert inspect_image(path) == ((640, 425), "")
+
+
 def test_exif_orientation_is_ignored(tmp_path):
     """Annotations refer to the stored pixel grid: a rotate-90 EXIF tag must not turn the image."""
     from PIL import Image

@@ -29,6 +29,21 @@ IMREAD_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
 
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_TAIL = 4096  # bytes read from the end of each file
+_HEAD = 1 << 16  # bytes read from the start (JPEG headers; an EXIF thumbnail lives within these)
+
+
+def _jpeg_complete(tail: bytes, size_bytes: int) -> bool:
+    """True when the JPEG's end-of-image marker is there.
+
+    It ends the file (after optional zero/whitespace padding), or, for a file larger than the
+    header region (where an EXIF thumbnail's own marker could sit), appears in its last 4 KB
+    followed by a trailer some cameras append. Entropy-coded data cannot contain ``FF D9``
+    (0xFF is always stuffed), so a truncated scan never shows it.
+    """
+    if tail.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9"):
+        return True
+    return size_bytes > _HEAD + _TAIL and b"\xff\xd9" in tail
 
 
 def _jpeg_size(head: bytes) -> tuple[int, int] | None:
@@ -58,8 +73,8 @@ def inspect_image(path: str | Path) -> tuple[tuple[int, int] | None, str]:
     try:
         size_bytes = path.stat().st_size
         with path.open("rb") as f:
-            head = f.read(1 << 16)
-            f.seek(max(0, size_bytes - 64))
+            head = f.read(_HEAD)
+            f.seek(max(0, size_bytes - _TAIL))
             tail = f.read()
     except OSError as err:
         return None, f"cannot read: {err.strerror or err}"
@@ -67,7 +82,7 @@ def inspect_image(path: str | Path) -> tuple[tuple[int, int] | None, str]:
         size = _jpeg_size(head)
         if size is None:
             size = _decoded_size(path)
-        if not tail.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9"):
+        if not _jpeg_complete(tail, size_bytes):
             return size, "truncated JPEG (no end-of-image marker)"
         return size, ""
     if head[:8] == _PNG_MAGIC and head[12:16] == b"IHDR":
