@@ -59,9 +59,7 @@ class DataConfig:
     flip: bool = True
     half_body_prob: float = 0.0  # 0 = the paper's recipe; HRNet/MMPose use 0.3
     half_body_min_joints: int = 8  # half body only for people with MORE than this many visible joints
-    half_body_rule: str = (
-        "heatpose"  # heatpose | hrnet | mmpose: how upper/lower is chosen (docs/training.md)
-    )
+    half_body_rule: str = "heatpose"  # heatpose | hrnet | mmpose: upper/lower choice (docs/training.md)
     half_body_upper_prob: float | None = None  # None: the rule's (heatpose 0.5, hrnet 0.6915, mmpose 0.7)
     half_body_min_upper: int | None = None  # None: the rule's (heatpose 3, hrnet 3, mmpose 2)
     half_body_min_lower: int | None = None  # None: the rule's (heatpose 2, hrnet 3, mmpose 3)
