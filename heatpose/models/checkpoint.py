@@ -95,8 +95,14 @@ def _describe_unpickling_error(path: Path, err: Exception) -> str:
     text = str(err)
     found = re.search(r"GLOBAL ([\w.]+)", text)
     if found:
+        name = found.group(1)
+        try:  # the full dotted names ("builtins.exec" where the message says "exec")
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+            name = next((g for g in unsafe if g.rsplit(".", 1)[-1] == name.rsplit(".", 1)[-1]), name)
+        except Exception:  # the message's name will do
+            pass
         return (
-            f"checkpoint {path} needs the global {found.group(1)} to load, which could run code: "
+            f"checkpoint {path} needs the global {name} to load, which could run code: "
             "heatpose loads only tensors, plain values and numpy arrays (torch.load weights_only=True)"
         )
     detail = re.search(r"WeightsUnpickler error: ([^\n]+)", text)
