@@ -32,9 +32,10 @@ def _synth(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from heatpose.config import load_config
+
+    cfg = load_config(args.config, args.set)  # before importing torch: a bad config fails fast
     from heatpose.engine.train import train
 
-    cfg = load_config(args.config, args.set)
     work_dir = args.work_dir or str(Path("work_dirs") / Path(args.config).stem)
     train(cfg, work_dir, resume=args.resume)
     return 0
@@ -42,9 +43,10 @@ def _train(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from heatpose.config import load_config
-    from heatpose.engine.evaluate import evaluate
 
     cfg = load_config(args.config, args.set)
+    from heatpose.engine.evaluate import evaluate
+
     evaluate(cfg, args.checkpoint, boxes=args.boxes, flip=args.flip, out_dir=args.out_dir)
     return 0
 

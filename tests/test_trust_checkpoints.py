@@ -96,14 +96,14 @@ def _only_weights_only(real_load):
 def test_empty_checkpoint_says_empty(tmp_path):
     path = tmp_path / "empty.pth"
     path.write_bytes(b"")
-    with pytest.raises(HeatposeError, match=r"empty\.pth is empty \(0 bytes\)"):
+    with pytest.raises(HeatposeError, match=r"empty\.pth: the file is empty \(0 bytes\)"):
         read_checkpoint(path)
 
 
 def test_text_file_checkpoint_says_not_a_checkpoint(tmp_path):
     path = tmp_path / "notes.pth"
     path.write_text("these are my notes, not weights\n")
-    with pytest.raises(HeatposeError, match=r"notes\.pth is not a PyTorch checkpoint"):
+    with pytest.raises(HeatposeError, match=r"notes\.pth: not a PyTorch checkpoint"):
         read_checkpoint(path)
 
 
@@ -113,7 +113,7 @@ def test_truncated_checkpoint_says_truncated(tmp_path):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     assert not zipfile.is_zipfile(path)
-    with pytest.raises(HeatposeError, match=r"cut\.pth is truncated or corrupt"):
+    with pytest.raises(HeatposeError, match=r"cut\.pth: the file is truncated or corrupt"):
         read_checkpoint(path)
 
 

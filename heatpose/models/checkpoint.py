@@ -68,13 +68,11 @@ def read_checkpoint(path: str | Path) -> Any:
     except OSError as err:
         raise HeatposeError(f"cannot read checkpoint {path}: {err.strerror}") from None
     if not head:
-        raise HeatposeError(
-            f"checkpoint {path} is empty (0 bytes): its write was cut off or it was truncated"
-        )
+        raise HeatposeError(f"cannot read checkpoint {path}: the file is empty (0 bytes): a cut-off write?")
     if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):
         raise HeatposeError(
-            f"checkpoint {path} is not a PyTorch checkpoint (neither a torch.save zip archive nor a "
-            f"pickle; it starts with {head!r})"
+            f"cannot read checkpoint {path}: not a PyTorch checkpoint (neither a torch.save zip archive "
+            f"nor a pickle; it starts with {head!r})"
         )
     try:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
@@ -85,7 +83,7 @@ def read_checkpoint(path: str | Path) -> Any:
         text = str(err)
         if "zip archive" in text or "central directory" in text or isinstance(err, EOFError):
             raise HeatposeError(
-                f"checkpoint {path} is truncated or corrupt (not a complete archive)"
+                f"cannot read checkpoint {path}: the file is truncated or corrupt (not a complete archive)"
             ) from None
         first_line = (text.strip().splitlines() or [type(err).__name__])[0]
         raise HeatposeError(f"cannot read checkpoint {path}: {first_line}") from None
@@ -102,12 +100,12 @@ def _describe_unpickling_error(path: Path, err: Exception) -> str:
         except Exception:  # the message's name will do
             pass
         return (
-            f"checkpoint {path} needs the global {name} to load, which could run code: "
+            f"cannot read checkpoint {path}: it needs the global {name}, which could run code; "
             "heatpose loads only tensors, plain values and numpy arrays (torch.load weights_only=True)"
         )
     detail = re.search(r"WeightsUnpickler error: ([^\n]+)", text)
     reason = detail.group(1) if detail else (text.strip().splitlines() or ["unpickling failed"])[0]
-    return f"checkpoint {path} cannot be loaded safely (weights_only=True): {reason}"
+    return f"cannot read checkpoint {path}: it cannot be loaded safely (weights_only=True): {reason}"
 
 
 def _is_state_dict(obj: Any) -> bool:
