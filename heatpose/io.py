@@ -183,4 +183,12 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_json(path: str | Path, obj: Any, indent: int | None = None, compact: bool = False) -> Path:
     separators = (",", ":") if compact else None
-    return atomic_write_text(path, json.dumps(obj, indent=indent, separators=separators) + "\n")
+    text = json.dumps(obj, indent=indent, separators=separators, default=_json_default)
+    return atomic_write_text(path, text + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    """numpy arrays and scalars (e.g. an MMPose checkpoint's ``meta``) as plain json values."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")

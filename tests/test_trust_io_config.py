@@ -274,3 +274,11 @@ def test_os_error_reaches_the_user_as_one_line(monkeypatch, capsys, tmp_path):
     assert cli.main(["train", "unused.yaml"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("heatpose: error: ") and "Not a directory" in lines[0]
+
+
+def test_json_writer_accepts_numpy_values(tmp_path):
+    """eval_meta.json carries a checkpoint's meta, which MMPose fills with numpy values."""
+    import numpy as np
+
+    hio.atomic_write_json(tmp_path / "m.json", {"sigmas": np.ones(2, np.float32), "seed": np.int64(3)})
+    assert json.loads((tmp_path / "m.json").read_text()) == {"sigmas": [1.0, 1.0], "seed": 3}
