@@ -131,3 +131,15 @@ def test_kill_between_latest_and_best_then_resume_repairs_everything(tiny_data, 
     assert not list(work.glob(".*.tmp"))
     rows = read_csv(work / "metrics.csv")
     assert [r["epoch"] for r in rows] == [1] and rows[0]["AP"] == pytest.approx(latest["best_metric"])
+
+
+def test_full_disk_is_refused_before_the_first_epoch(tiny_data, tmp_path, monkeypatch):
+    """Today the first checkpoint write failed after a whole epoch of work."""
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 10**5, 10**5))
+    with pytest.raises(HeatposeError, match=r"latest\.pth: not enough disk space: the file needs about"):
+        train(tiny_config(tiny_data, "train.epochs=1"), tmp_path / "w")
+    assert not (tmp_path / "w" / "train_log.csv").exists()  # no epoch started

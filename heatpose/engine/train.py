@@ -29,6 +29,7 @@ from heatpose.config import ExperimentConfig
 from heatpose.data.dataset import PoseDataset, build_dataset
 from heatpose.engine.checkpoint import (
     atomic_save,
+    estimated_size,
     load_training_checkpoint,
     make_checkpoint,
     seed_everything,
@@ -55,7 +56,7 @@ from heatpose.engine.resume import (
     repair_best,
 )
 from heatpose.errors import HeatposeError
-from heatpose.io import atomic_write_text, remove_orphan_temp_files
+from heatpose.io import atomic_write_text, check_free_space, remove_orphan_temp_files
 from heatpose.losses import JointsMSELoss
 from heatpose.models import build_model, load_model_weights
 
@@ -269,6 +270,8 @@ def _train(
             )
         if ckpt is not None:
             repair_best(latest_path, best_path, ckpt)
+        # Weights + Adam's two moments: refuse now rather than after an epoch of work.
+        check_free_space(latest_path, 3 * estimated_size(unwrap_model(model).state_dict()))
         atomic_write_text(work_dir / "config.yaml", render_config_yaml(cfg, config_history))
         logger = TrainLogger(
             work_dir,
