@@ -9,7 +9,7 @@ A heatpose checkpoint is a dict::
      "best_epoch": int | None, "history": [{"epoch", "train_loss", "lr", val metrics...}],
      "config_history": [{"epoch", "changes": {key: [old, new]}}]  (see engine/resume.py),
      "meta": {"arch", "backbone_depth", "schema", "num_joints", "input_size",
-              "heatmap_size", "color_order", "mean", "std", "sigma"}}
+              "heatmap_size", "color_order", "mean", "std", "sigma", "codec"}}
 
 ``meta`` states what a user of the weights must know to feed them (input size, colour
 order, mean/std) without the config file. Every file is written to a temporary name in the
@@ -116,6 +116,7 @@ def checkpoint_meta(cfg: ExperimentConfig) -> dict[str, Any]:
         "mean": list(cfg.data.mean),
         "std": list(cfg.data.std),
         "sigma": cfg.data.sigma,
+        "codec": cfg.data.codec,
     }
 
 
