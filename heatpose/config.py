@@ -317,7 +317,9 @@ def _check_ranges(cfg: ExperimentConfig) -> None:
     """Values, not just types: learning rates, probabilities, factors, sizes and seeds."""
     for key, low, high, low_ok, high_ok in _RANGES:
         section, name = key.split(".")
-        value = getattr(getattr(cfg, section), name)
+        value = getattr(getattr(cfg, section), name, None)
+        if value is None:  # a key this version of the config does not have
+            continue
         too_low = low is not None and (value < low or (value == low and not low_ok))
         too_high = high is not None and (value > high or (value == high and not high_ok))
         if too_low or too_high:
