@@ -122,6 +122,7 @@ def test_kill_between_latest_and_best_then_resume_repairs_everything(tiny_data, 
         train(cfg, work)
     monkeypatch.undo()
     assert not (work / "best.pth").exists() and not read_csv(work / "metrics.csv")
+    assert torch.load(work / "latest.pth", weights_only=True)["history"]  # plain values: no numpy
     latest = load_training_checkpoint(work / "latest.pth")
     assert latest["best_epoch"] == 1 and [r["epoch"] for r in latest["history"]] == [1]
 

@@ -310,7 +310,7 @@ def _train(
             )
             if is_best:
                 best_metric, best_epoch = val_stats[tcfg.save_metric], epoch + 1
-            history.append({"epoch": epoch + 1, **metrics})
+            history.append({"epoch": epoch + 1, **{k: float(v) for k, v in metrics.items()}})
             if main:
                 bare, scaler = unwrap_model(model), optim_step.scaler
                 state = make_checkpoint(
