@@ -14,7 +14,7 @@ refused ``--resume`` must leave the work dir byte-identical.
 case and exits 1 if any failed. The fast form (the default; ``tests/test_bad_input_sweep.py``
 runs it in CI) takes every case that fails before torch is imported (configs, ``score``,
 ``synth``) and the cases in :data:`FAST_TORCH_CASES`; ``--full`` adds the other cases that
-load torch (about 2 s of CPU each, mostly the import).
+load torch (each one pays for importing it).
 Everything is built under a scratch folder: a 4-image synthetic dataset (``heatpose synth``),
 a 1-epoch run of the smallest config, and bad files derived from its checkpoint.
 """
