@@ -144,3 +144,21 @@ def test_full_disk_is_refused_before_the_first_epoch(tiny_data, tmp_path, monkey
     with pytest.raises(HeatposeError, match=r"latest\.pth: not enough disk space: the file needs about"):
         train(tiny_config(tiny_data, "train.epochs=1"), tmp_path / "w")
     assert not (tmp_path / "w" / "train_log.csv").exists()  # no epoch started
+
+
+def test_resume_policy_refuses_what_the_weights_depend_on():
+    from heatpose.config import ExperimentConfig, config_to_dict
+    from heatpose.engine.checkpoint import checkpoint_meta
+    from heatpose.engine.resume import APPLIED, refused_reason
+
+    keys = [f"{s}.{k}" for s, values in config_to_dict(ExperimentConfig()).items() for k in values]
+    assert not [k for k in APPLIED if refused_reason(k)]
+    meta_data_keys = [f"data.{k}" for k in checkpoint_meta(ExperimentConfig()) if f"data.{k}" in keys]
+    assert {"data.codec", "data.input_size", "data.sigma"} <= set(meta_data_keys)
+    assert all(refused_reason(k) for k in meta_data_keys)
+    assert all(
+        refused_reason(k)
+        for k in keys
+        if k.startswith("model.") and k not in ("model.weights", "model.pretrained")
+    )
+    assert refused_reason("train.batch_size") and refused_reason("train.seed")

@@ -32,6 +32,7 @@ import torch
 import yaml
 
 from heatpose.config import ExperimentConfig, config_to_dict, dump_config
+from heatpose.engine.checkpoint import checkpoint_meta
 from heatpose.engine.optim import OptimStep, lr_factor_at
 from heatpose.errors import HeatposeError
 from heatpose.io import atomic_write
@@ -62,9 +63,15 @@ _MODEL_INIT_ONLY = ("model.pretrained", "model.weights")
 
 
 def refused_reason(key: str) -> str | None:
-    """Why a change of ``key`` cannot be honoured by a resume, or None when it can."""
+    """Why a change of ``key`` cannot be honoured by a resume, or None when it can.
+
+    Besides :data:`REFUSED`, every ``data.*`` key that the checkpoint's ``meta`` records (what
+    a user of the weights must feed them: e.g. ``data.codec``) is refused.
+    """
     if key.startswith("model.") and key not in _MODEL_INIT_ONLY:
         return "the checkpoint's weights are for the old architecture"
+    if key.startswith("data.") and key.removeprefix("data.") in checkpoint_meta(ExperimentConfig()):
+        return _MEANING
     return REFUSED.get(key)
 
 
