@@ -19,7 +19,7 @@ from heatpose.data.image_files import image_size
 from heatpose.data.records import PersonSample
 from heatpose.data.transforms import box_to_center_scale
 from heatpose.errors import HeatposeError
-from heatpose.io import load_json
+from heatpose.io import load_json, resolve_image_path
 
 
 def load_coco_gt(path: str | Path, num_joints: int, category: str | int = "") -> dict[str, Any]:
@@ -105,12 +105,11 @@ def _image_size(image: dict[str, Any], image_dir: Path, gt: CocoGT) -> tuple[int
     """(width, height) from the json, else from the image file's header (stored back into ``image``)."""
     if image.get("width") is not None and image.get("height") is not None:
         return int(image["width"]), int(image["height"])
-    size = image_size(image_dir / image["file_name"])
+    where = f"{gt.path}: image {gt.original_image_id(image['id'])!r}"
+    path = resolve_image_path(image_dir, image["file_name"], where)
+    size = image_size(path)
     if size is None:
-        raise HeatposeError(
-            f"{gt.path}: image {gt.original_image_id(image['id'])!r} lacks width/height and "
-            f"{image_dir / image['file_name']} cannot be read to take them from it"
-        )
+        raise HeatposeError(f"{where} lacks width/height and {path} cannot be read to take them from it")
     image["width"], image["height"] = size
     return size
 
@@ -141,7 +140,11 @@ def _gt_samples(
         center, scale = box_to_center_scale(box, aspect_ratio, enlarge)
         samples.append(
             PersonSample(
-                image_path=str(image_dir / image["file_name"]),
+                image_path=str(
+                    resolve_image_path(
+                        image_dir, image["file_name"], f"{where}: image {gt.original_image_id(image['id'])!r}"
+                    )
+                ),
                 image_id=int(ann["image_id"]),
                 center=center,
                 scale=scale,
@@ -199,7 +202,11 @@ def _detection_samples(
         center, scale = box_to_center_scale(det["bbox"], aspect_ratio, enlarge)
         samples.append(
             PersonSample(
-                image_path=str(image_dir / image["file_name"]),
+                image_path=str(
+                    resolve_image_path(
+                        image_dir, image["file_name"], f"image {gt.original_image_id(image_id)!r}"
+                    )
+                ),
                 image_id=int(image_id),
                 center=center,
                 scale=scale,
