@@ -146,7 +146,7 @@ def test_float_result_ids_are_accepted_nonintegral_refused(tmp_path):
         root / "test_coco.json", preds
     )
     as_float[2]["image_id"] = 785.5
-    with pytest.raises(HeatposeError, match=r"result 2: image id 785.5 is not an integer"):
+    with pytest.raises(HeatposeError, match=r"result 2: image_id 785.5 is not an integer"):
         evaluate_keypoints(root / "test_coco.json", as_float)
 
 

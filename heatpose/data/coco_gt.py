@@ -105,7 +105,7 @@ class IdMap:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             return None
         if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
-            raise HeatposeError(f"{self.kind} id {value!r} is not an integer")
+            raise HeatposeError(f"{self.kind}_id {value!r} is not an integer")
         found = self.lookup.get(_id_key(value))
         if found is None and self.by_value:
             v = integral_id(value)
