@@ -40,7 +40,7 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     dataset: str = "coco"
-    schema: str = "coco"  # keypoint schema: coco | mpii | lip
+    schema: str = "coco"  # keypoint schema: coco | mpii | lip | auto (the annotation's category) | FILE.yaml
     train_ann: str = ""
     train_images: str = ""
     val_ann: str = ""
@@ -110,7 +110,6 @@ class ExperimentConfig:
 _CHOICES: dict[str, tuple[str, ...]] = {
     "model.arch": ("simple_baseline",),
     "data.dataset": ("coco", "mpii"),
-    "data.schema": ("coco", "mpii", "lip"),
     "data.color_order": ("rgb", "bgr"),
     "train.amp": ("none", "bf16", "fp16", "auto"),
     "test.decode": ("argmax", "dark"),
@@ -239,6 +238,12 @@ def validate(cfg: ExperimentConfig) -> None:
         )
     if len(cfg.data.mean) != 3 or len(cfg.data.std) != 3 or min(cfg.data.std) <= 0:
         raise HeatposeError("config keys 'data.mean'/'data.std' need 3 values each, std > 0")
+    schema = cfg.data.schema
+    if schema not in ("coco", "mpii", "lip", "auto") and not schema.endswith((".yaml", ".yml", ".json")):
+        raise HeatposeError(
+            f"config key 'data.schema': {schema!r} is not one of coco, mpii, lip, auto "
+            "or a schema file (.yaml, .yml, .json)"
+        )
     if cfg.data.sigma <= 0:
         raise HeatposeError(f"config key 'data.sigma': {cfg.data.sigma} must be > 0")
     if cfg.train.epochs < 1 or cfg.train.batch_size < 1:

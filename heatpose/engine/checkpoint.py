@@ -7,7 +7,7 @@ A heatpose checkpoint is a dict::
      "epoch": completed epochs, "step": optimiser steps, "best_metric": float | None,
      "rng": {"python", "numpy", "torch", "cuda"}, "config": resolved config dict,
      "meta": {"arch", "backbone_depth", "schema", "num_joints", "input_size",
-              "heatmap_size", "color_order", "mean", "std", "sigma"}}
+              "heatmap_size", "color_order", "mean", "std", "sigma", "keypoint_schema"}}
 
 ``meta`` states what a user of the weights must know to feed them (input size, colour
 order, mean/std) without the config file. Every file is written to a temporary name in the
@@ -27,6 +27,7 @@ from heatpose.config import ExperimentConfig, config_to_dict
 from heatpose.errors import HeatposeError
 from heatpose.io import atomic_write
 from heatpose.models.checkpoint import read_checkpoint
+from heatpose.schema_io import schema_for_config, schema_to_dict
 
 CHECKPOINT_KEYS = (
     "model", "optimizer", "scheduler", "scaler", "epoch", "step", "best_metric", "rng", "config",
@@ -91,6 +92,8 @@ def checkpoint_meta(cfg: ExperimentConfig) -> dict[str, Any]:
         "mean": list(cfg.data.mean),
         "std": list(cfg.data.std),
         "sigma": cfg.data.sigma,
+        # the whole schema (names, flip pairs, skeleton, sigmas, ...): eval/predict need nothing else
+        "keypoint_schema": schema_to_dict(schema_for_config(cfg)),
     }
 
 
@@ -105,6 +108,8 @@ def meta_mismatches(meta: dict[str, Any], cfg: ExperimentConfig) -> list[str]:
 
 
 def _normalise(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _normalise(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_normalise(v) for v in value]
     if isinstance(value, float):
