@@ -50,6 +50,13 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
+    if args.metric != "coco":
+        from heatpose.evaluation.keypoint_metrics import keypoint_metric_command
+
+        return keypoint_metric_command(
+            args.gt, args.preds, args.metric, thr=args.thr, norm=args.norm, auc_px=args.auc_norm,
+            auc_steps=args.auc_steps, as_json=args.json, plot=args.plot,
+        )  # fmt: skip
     from heatpose.evaluation.coco import score_command
 
     return score_command(args.gt, args.preds, as_json=args.json)
@@ -90,10 +97,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default=None)
     p.set_defaults(func=_eval)
 
-    p = sub.add_parser("score", help="COCO keypoint AP/AR of a results json against GT")
+    p = sub.add_parser("score", help="COCO keypoint AP/AR (or PCK, AUC, EPE) of a results json against GT")
     p.add_argument("--gt", required=True, help="person_keypoints_*.json")
     p.add_argument("--preds", required=True, help="COCO keypoint results json")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument(
+        "--metric", choices=("coco", "pck", "auc", "epe"), default="coco",
+        help="coco: AP/AR; pck/auc/epe: MMPose's definitions, for any keypoint set",
+    )  # fmt: skip
+    p.add_argument("--thr", type=float, default=0.05, help="PCK threshold (MMPose default 0.05)")
+    p.add_argument("--norm", default="bbox", help="PCK normaliser: bbox (max(w, h)) or two joint names A,B")
+    p.add_argument("--auc-norm", type=float, default=30.0, help="AUC normaliser in pixels (MMPose: 30)")
+    p.add_argument("--auc-steps", type=int, default=20, help="AUC thresholds (MMPose: 20)")
+    p.add_argument("--plot", default=None, metavar="PNG", help="pck/auc/epe: write a per-joint bar chart")
     p.set_defaults(func=_score)
     return parser
 
