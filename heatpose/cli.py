@@ -62,6 +62,12 @@ def _score(args: argparse.Namespace) -> int:
     return score_command(args.gt, args.preds, as_json=args.json)
 
 
+def _convert(args: argparse.Namespace) -> int:
+    from heatpose.convert import convert_command
+
+    return convert_command(args.tool, args.input, args.out, args.schema)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="heatpose", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -111,6 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auc-steps", type=int, default=20, help="AUC thresholds (MMPose: 20)")
     p.add_argument("--plot", default=None, metavar="PNG", help="pck/auc/epe: write a per-joint bar chart")
     p.set_defaults(func=_score)
+
+    p = sub.add_parser("convert", help="convert a labelme / CVAT / Label Studio export to COCO keypoints")
+    p.add_argument("--from", dest="tool", required=True, choices=("labelme", "cvat-xml", "label-studio"))
+    p.add_argument(
+        "input", help="labelme json or directory of them; CVAT for images 1.1 xml; Label Studio json"
+    )
+    p.add_argument("--out", required=True, help="COCO keypoints json to write")
+    p.add_argument("--schema", default=None, help="schema yaml/json: joint order (keypoints), skeleton, name")
+    p.set_defaults(func=_convert)
     return parser
 
 
