@@ -27,6 +27,11 @@ def _synth(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     print(f"wrote {summary.get('num_images')} images, {summary.get('num_people')} people to {args.out_dir}")
+    if args.keypoints:  # a custom keypoint set: subset / rename / reorder the joints (data/remap.py)
+        from heatpose.data.remap import remap_synthetic_split
+
+        ann, schema = remap_synthetic_split(args.out_dir, args.split, args.keypoints)
+        print(f"remapped {ann} to the joints of {args.keypoints}; schema file for data.schema: {schema}")
     return 0
 
 
@@ -68,6 +73,13 @@ def _convert(args: argparse.Namespace) -> int:
     return convert_command(args.tool, args.input, args.out, args.schema)
 
 
+def _browse(args: argparse.Namespace) -> int:
+    from heatpose.browse import browse_command
+
+    browse_command(args.config, args.set, args.split, args.num, args.out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="heatpose", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -81,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=320)
     p.add_argument("--height", type=int, default=256)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--keypoints", default=None, metavar="SUBSET.yaml",
+        help="write the people with a subset/renaming of the joints (new name: source joint; layout coco)",
+    )  # fmt: skip
     p.set_defaults(func=_synth)
 
     p = sub.add_parser("train", help="train a model from a YAML experiment config")
@@ -126,6 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="COCO keypoints json to write")
     p.add_argument("--schema", default=None, help="schema yaml/json: joint order (keypoints), skeleton, name")
     p.set_defaults(func=_convert)
+
+    p = sub.add_parser("browse", help="draw augmented training samples and a data summary, with warnings")
+    p.add_argument("config")
+    p.add_argument("--split", choices=("train", "val"), default="train")
+    p.add_argument("--num", type=int, default=8, help="samples to draw")
+    p.add_argument("--out", default=None, help="default: browse_<config name>_<split>/")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=_browse)
     return parser
 
 

@@ -18,7 +18,7 @@ from heatpose.codec import HeatmapCodec
 from heatpose.config import ExperimentConfig
 from heatpose.data.coco import read_coco_people
 from heatpose.data.records import PersonSample
-from heatpose.data.transforms import Augmentation, sample_crop, transform_keypoints, warp_crop
+from heatpose.data.transforms import Augmentation, CropParams, sample_crop, transform_keypoints, warp_crop
 from heatpose.errors import HeatposeError
 from heatpose.keypoints import KeypointSchema
 from heatpose.schema_io import resolve_num_joints, schema_for_config
@@ -81,6 +81,26 @@ class PoseDataset(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        crop, joints, visible, _ = self.crop(index)
+        sample = self.samples[index]
+        target, weight = self.codec.encode(joints, visible)
+        if self.joint_weights is not None:
+            weight = weight * self.joint_weights
+        return {
+            "image": normalize_image(crop, self.mean, self.std),
+            "target": torch.from_numpy(target),
+            "target_weight": torch.from_numpy(weight),
+            "center": torch.from_numpy(np.asarray(sample.center, np.float32)),
+            "scale": torch.from_numpy(np.asarray(sample.scale, np.float32)),
+            "box_score": torch.tensor(sample.box_score, dtype=torch.float32),
+            "area": torch.tensor(sample.area, dtype=torch.float32),
+            "image_id": torch.tensor(sample.image_id, dtype=torch.int64),
+            "index": torch.tensor(index, dtype=torch.int64),
+        }
+
+    def crop(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, CropParams]:
+        """The (H, W, 3) uint8 crop the network sees, (K, 2) joints in it, (K,) visibility and
+        the crop parameters (``flipped``, ``rotation``): what ``heatpose browse`` draws."""
         sample = self.samples[index]
         image = read_image(sample.image_path, self.color_order)
         rng = np.random.default_rng([self.seed, self.epoch, index]) if self.augmentation else None
@@ -97,20 +117,7 @@ class PoseDataset(Dataset):
         )
         crop = warp_crop(image, params.matrix, self.codec.input_size)
         joints, visible = transform_keypoints(sample.keypoints, params, self.flip_index)
-        target, weight = self.codec.encode(joints, visible)
-        if self.joint_weights is not None:
-            weight = weight * self.joint_weights
-        return {
-            "image": normalize_image(crop, self.mean, self.std),
-            "target": torch.from_numpy(target),
-            "target_weight": torch.from_numpy(weight),
-            "center": torch.from_numpy(np.asarray(sample.center, np.float32)),
-            "scale": torch.from_numpy(np.asarray(sample.scale, np.float32)),
-            "box_score": torch.tensor(sample.box_score, dtype=torch.float32),
-            "area": torch.tensor(sample.area, dtype=torch.float32),
-            "image_id": torch.tensor(sample.image_id, dtype=torch.int64),
-            "index": torch.tensor(index, dtype=torch.int64),
-        }
+        return crop, joints, visible, params
 
 
 def build_codec(cfg: ExperimentConfig) -> HeatmapCodec:
