@@ -19,7 +19,7 @@ from heatpose.errors import HeatposeError
 from heatpose.keypoints import COCO17
 from heatpose.schema_io import resolve_schema
 
-SUBSET = Path(__file__).resolve().parents[1] / "configs" / "custom" / "upper8_keypoints.yaml"
+SUBSET = Path(__file__).resolve().parents[1] / "examples" / "custom_keypoints" / "upper8_subset.yaml"
 UPPER8 = ["R_Wrist", "RElbow", "shoulder.r", "EyeRight", "EyeLeft", "shoulder.l", "LElbow", "L_Wrist"]
 SOURCE = ["right_wrist", "right_elbow", "right_shoulder", "right_eye", "left_eye", "left_shoulder",
           "left_elbow", "left_wrist"]  # fmt: skip
