@@ -137,11 +137,11 @@ def test_custom_schema_trains_evaluates_and_scores_end_to_end(upper8, tmp_path, 
     ckpt = torch.load(tmp_path / "run" / "latest.pth", weights_only=True)
     assert ckpt["meta"]["keypoint_schema"]["joint_names"] == UPPER8
     assert ckpt["model"]["head.final_layer.weight"].shape[0] == 8
-    # eval needs nothing but the checkpoint's schema: the config may even say 'auto'
-    stats = evaluate(
-        _config(upper8, "data.schema=auto"), tmp_path / "run" / "latest.pth", out_dir=tmp_path / "ev"
-    )
+    # eval needs nothing but the checkpoint's schema: even a config naming COCO-17 works (and says so)
+    cfg_coco = _config(upper8, "data.schema=coco", "model.num_joints=17")
+    stats = evaluate(cfg_coco, tmp_path / "run" / "latest.pth", out_dir=tmp_path / "ev")
     assert set(stats) >= {"AP", "AR"}
+    assert "keypoint_schema: checkpoint and config differ in" in capsys.readouterr().err
     results = tmp_path / "ev" / "keypoints_results.json"
     assert len(json.loads(results.read_text())[0]["keypoints"]) == 24
     val = str(upper8 / "annotations" / "person_keypoints_val.json")

@@ -103,6 +103,10 @@ def meta_mismatches(meta: dict[str, Any], cfg: ExperimentConfig) -> list[str]:
     out = []
     for key, value in meta.items():
         if key in expected and _normalise(value) != _normalise(expected[key]):
+            if isinstance(value, dict):  # the keypoint schema: too long to print whole
+                diff = sorted(k for k in {**value, **expected[key]} if value.get(k) != expected[key].get(k))
+                out.append(f"{key}: checkpoint and config differ in {', '.join(diff)}")
+                continue
             out.append(f"{key}: checkpoint {value}, config {expected[key]}")
     return out
 

@@ -239,7 +239,10 @@ def evaluate(
     with distributed_run() as info:
         obj = read_checkpoint(checkpoint)
         # the checkpoint's own schema (flip pairs, sigmas) when it has one, else the config's
-        schema = schema_from_checkpoint(obj) or schema_for_config(cfg)
+        saved = schema_from_checkpoint(obj)
+        schema = saved or schema_for_config(cfg)
+        if saved is not None:  # the checkpoint decides the number of heatmaps
+            cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_joints=saved.num_joints))
         cfg = resolve_num_joints(cfg, schema)
         model = build_model(dataclasses.replace(cfg.model, pretrained="", weights=""))
         load_model_weights(model, obj)
