@@ -7,7 +7,7 @@ A heatpose checkpoint is a dict::
      "epoch": completed epochs, "step": optimiser steps, "best_metric": float | None,
      "rng": {"python", "numpy", "torch", "cuda"}, "config": resolved config dict,
      "meta": {"arch", "backbone_depth", "schema", "num_joints", "input_size",
-              "heatmap_size", "color_order", "mean", "std", "sigma", "keypoint_schema"}}
+              "heatmap_size", "color_order", "mean", "std", "sigma", "codec", "keypoint_schema"}}
 
 ``meta`` states what a user of the weights must know to feed them (input size, colour
 order, mean/std) without the config file. Every file is written to a temporary name in the
@@ -92,6 +92,7 @@ def checkpoint_meta(cfg: ExperimentConfig) -> dict[str, Any]:
         "mean": list(cfg.data.mean),
         "std": list(cfg.data.std),
         "sigma": cfg.data.sigma,
+        "codec": cfg.data.codec,
         # the whole schema (names, flip pairs, skeleton, sigmas, ...): eval/predict need nothing else
         "keypoint_schema": schema_to_dict(schema_for_config(cfg)),
     }
