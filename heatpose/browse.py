@@ -7,9 +7,10 @@ sigma or box margin is wrong. Each of these shows in a picture or a count in sec
 
 Writes to ``--out`` (default ``browse_<config name>/``):
 
-* ``sample_000.png`` ...: N augmented crops exactly as the dataset returns them (same seed,
-  epoch 0), joints with their names and the skeleton on the left, the target heatmaps (max
-  over joints) over the crop on the right; flipped samples are marked;
+* ``sample_000.png`` ...: N crops exactly as the dataset returns them (train: augmented, same
+  seed, epoch 0; val: the GT-box crops of evaluation), joints with their names and the skeleton
+  on the left, the target heatmaps (max over joints) over the crop on the right; flipped
+  samples are marked;
 * ``summary.png`` and ``summary.md``: people, images, labelled/visible joints per joint, box
   sizes, annotations dropped and why, and the warnings below.
 """
@@ -303,10 +304,8 @@ def browse(
 
     info = schema_info_for_config(cfg)
     cfg = resolve_num_joints(cfg, info.schema)
+    # train: augmented crops (seeded as training, epoch 0); val: the plain GT-box crops of evaluation
     dataset = build_dataset(cfg, split, boxes="gt")
-    if split == "val":  # show what training-time augmentation would do to these people, too
-        train_like = build_dataset(cfg, "train") if cfg.data.train_ann else None
-        dataset.augmentation = train_like.augmentation if train_like else None
     out_dir = Path(out_dir)
     ann_path = getattr(cfg.data, f"{split}_ann")
     summary = summarise(dataset, split, ann_path, cfg)
