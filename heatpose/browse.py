@@ -197,8 +197,9 @@ def draw_sample(dataset: PoseDataset, index: int, path: Path, color_order: str) 
     hh, hw = heat.shape
     extent = (-0.5 * sx, (hw - 0.5) * sx, (hh - 0.5) * sy, -0.5 * sy)
     axes[1].imshow(heat, cmap="jet", alpha=0.55, extent=extent, vmin=0, vmax=1)
-    axes[1].set_xlim(-0.5, w - 0.5)
-    axes[1].set_ylim(h - 0.5, -0.5)
+    for ax in axes:  # joints outside the crop must not stretch the axes
+        ax.set_xlim(-0.5, w - 0.5)
+        ax.set_ylim(h - 0.5, -0.5)
     flip = "FLIPPED (left/right swapped)" if params.flipped else "not flipped"
     axes[0].set_title(
         f"#{index} image {sample.image_id}: {flip}, rot {params.rotation:.0f} deg",
