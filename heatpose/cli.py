@@ -63,8 +63,12 @@ def _score(args: argparse.Namespace) -> int:
             auc_steps=args.auc_steps, as_json=args.json, plot=args.plot,
         )  # fmt: skip
     from heatpose.evaluation.coco import score_command
+    from heatpose.schema_io import sigmas_for_ground_truth
 
-    return score_command(args.gt, args.preds, as_json=args.json)
+    sigmas, info = sigmas_for_ground_truth(args.gt, args.schema)
+    if info is not None:  # a custom keypoint set: say which sigmas AP uses
+        print(info.describe(), file=sys.stderr)
+    return score_command(args.gt, args.preds, as_json=args.json, sigmas=sigmas)
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -152,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auc-norm", type=float, default=30.0, help="AUC normaliser in pixels (MMPose: 30)")
     p.add_argument("--auc-steps", type=int, default=20, help="AUC thresholds (MMPose: 20)")
     p.add_argument("--plot", default=None, metavar="PNG", help="pck/auc/epe: write a per-joint bar chart")
+    p.add_argument(
+        "--schema", default=None,
+        help="coco: OKS sigmas of this schema (name or file); default: COCO-17's or the GT category's",
+    )  # fmt: skip
     p.set_defaults(func=_score)
 
     p = sub.add_parser("convert", help="convert a labelme / CVAT / Label Studio export to COCO keypoints")

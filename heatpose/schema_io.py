@@ -441,6 +441,27 @@ def resolve_num_joints(cfg: Any, schema: KeypointSchema) -> Any:
     )
 
 
+def sigmas_for_ground_truth(gt_path: str | Path, spec: str | None = None) -> tuple[Any, SchemaInfo | None]:
+    """OKS sigmas for scoring ``gt_path``: the schema ``spec`` names (read against the file),
+    else None (pycocotools' own) for a COCO-17 person file, else the file's own category
+    (``auto``: its sigmas follow :data:`DEFAULT_SIGMA_RULE`, with a warning)."""
+    import numpy as np
+
+    if spec is None:
+        gt = load_json(gt_path, "ground truth")
+        cats = gt.get("categories") if isinstance(gt, dict) else None
+        names = [
+            c.get("keypoints")
+            for c in cats or []
+            if isinstance(c, dict) and isinstance(c.get("keypoints"), list)
+        ]
+        if not names or all(tuple(n) == SCHEMAS["coco"].joint_names for n in names):
+            return None, None
+        spec = "auto"
+    info = resolve_schema(spec, gt_path if spec not in SCHEMAS else None)
+    return np.asarray(info.schema.oks_sigmas(), dtype=np.float64), info
+
+
 def schema_to_dict(schema: KeypointSchema) -> dict[str, Any]:
     """Plain lists and numbers (safe for ``torch.load(weights_only=True)`` and json)."""
     out: dict[str, Any] = {}
