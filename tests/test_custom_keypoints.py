@@ -89,9 +89,10 @@ def test_browse_draws_samples_and_counts(upper8, tmp_path):
     assert "| R_Wrist |" in (tmp_path / "summary.md").read_text()
 
 
-def test_browse_warns_about_silent_killers(tmp_path):
+def _crafted(tmp_path: Path, schema_yaml: str, box_enlarge: float):
+    """One 64x64 image, two people (one with all-zero keypoints), joints a..d; a config on it."""
     images = tmp_path / "images"
-    images.mkdir()
+    images.mkdir(exist_ok=True)
     cv2.imwrite(str(images / "a.jpg"), np.full((64, 64, 3), 128, np.uint8))
     anns = [
         # joint c far outside the box (box x 10..30); joint d never labelled
@@ -104,8 +105,8 @@ def test_browse_warns_about_silent_killers(tmp_path):
     gt = {"images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 64}], "annotations": anns,
           "categories": [category]}  # fmt: skip
     (tmp_path / "ann.json").write_text(json.dumps(gt))
-    (tmp_path / "schema.yaml").write_text("joint_weights: {a: 0}\nsigmas: [0.1, 0.1, 0.1, 0.1]\n")
-    cfg = config_from_dict(
+    (tmp_path / "schema.yaml").write_text(schema_yaml)
+    return config_from_dict(
         {
             "model": {"backbone_depth": 18, "num_joints": 0, "num_deconv_layers": 2, "num_deconv_filters": 8},
             "data": {
@@ -113,10 +114,28 @@ def test_browse_warns_about_silent_killers(tmp_path):
                 "train_ann": str(tmp_path / "ann.json"),
                 "train_images": str(images),
                 "input_size": [64, 64],
-                "box_enlarge": 0.1,
+                "box_enlarge": box_enlarge,
             },
         }
     )
+
+
+def test_per_joint_loss_weights_multiply_the_target_weights(tmp_path):
+    from heatpose.data.dataset import build_dataset
+
+    cfg = _crafted(tmp_path, "joint_weights: {a: 0, b: 2.5}\nsigmas: [0.1, 0.1, 0.1, 0.1]\n", 1.25)
+    dataset = build_dataset(cfg, "train")
+    item = dataset[0]
+    _, joints, visible, _ = dataset.crop(0)
+    _, plain = dataset.codec.encode(joints, visible)
+    assert plain[:2].tolist() == [1.0, 1.0]  # a and b get targets
+    assert item["target_weight"].tolist()[:2] == [0.0, 2.5]
+    assert item["target_weight"][3] == 0  # d is not labelled
+
+
+def test_browse_warns_about_silent_killers(tmp_path):
+    # box_enlarge 0.1: a crop of 0.1 x the box leaves 2 of the 3 labelled joints outside
+    cfg = _crafted(tmp_path, "joint_weights: {a: 0}\nsigmas: [0.1, 0.1, 0.1, 0.1]\n", 0.1)
     warnings = "\n".join(browse(cfg, "train", num=1, out_dir=tmp_path / "out").warnings)
     assert "1 annotation(s) have keypoints that are all zero" in warnings
     assert "never labelled in the train split: d" in warnings
