@@ -123,6 +123,18 @@ def infer_flip_pairs(names: tuple[str, ...] | list[str]) -> tuple[tuple[tuple[in
     return tuple(pairs), unpaired
 
 
+# Name parts that mark a joint of the upper body (half-body augmentation), when the schema file
+# gives no upper_body.
+_UPPER_WORDS = ("head", "nose", "eye", "ear", "mouth", "chin", "neck", "throat", "shoulder", "elbow",
+                "wrist", "hand", "thorax", "chest")  # fmt: skip
+
+
+def infer_upper_body(names: tuple[str, ...]) -> tuple[int, ...]:
+    """Joints whose names contain an upper-body word; () unless some but not all do."""
+    upper = tuple(j for j, n in enumerate(names) if any(w in n.lower() for w in _UPPER_WORDS))
+    return upper if 0 < len(upper) < len(names) else ()
+
+
 # --------------------------------------------------------------------------- reading
 
 
@@ -305,6 +317,12 @@ def build_schema(
         if not isinstance(overrides["upper_body"], list):
             raise HeatposeError(f"{where}: upper_body must be a list of joints")
         upper = tuple(_index(v, names, "upper_body", where) for v in overrides["upper_body"])
+    else:
+        upper = infer_upper_body(names)
+        if upper:
+            notes.append(
+                "upper body (half-body augmentation), from the names: " + ", ".join(names[j] for j in upper)
+            )
     colors = None
     if "colors" in overrides:
         colors = tuple(

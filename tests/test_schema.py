@@ -66,6 +66,7 @@ def test_schema_from_category_and_yaml_equals_hand_written(tmp_path):
 def test_auto_schema_without_sigmas_uses_the_documented_default_and_warns(tmp_path):
     info = resolve_schema("auto", _coco_file(tmp_path))
     assert info.schema.sigmas == default_sigmas(9) == (1 / 9,) * 9
+    assert info.schema.upper_body == tuple(range(8))  # all but pelvis, from the names
     assert any("COCO AP depends on them" in w for w in info.warnings)
 
 
