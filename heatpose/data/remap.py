@@ -38,7 +38,9 @@ def read_subset(path: str | Path) -> tuple[str, list[tuple[str, str]], list[list
     joints = data.get("keypoints")
     if isinstance(joints, list) and all(isinstance(j, str) for j in joints):
         pairs = [(j, j) for j in joints]  # a plain list keeps the names
-    elif isinstance(joints, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in joints.items()):
+    elif isinstance(joints, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in joints.items()
+    ):
         pairs = list(joints.items())
     else:
         raise HeatposeError(f"{path}: keypoints must map new joint names to source joint names")
@@ -65,7 +67,9 @@ def remap_coco(
         raise HeatposeError(f"{where}: duplicate new joint name in the subset")
     missing = [s for _, s in pairs if s not in src_names]
     if missing:
-        raise HeatposeError(f"{where}: source joint {missing[0]!r} not in the file (joints: {', '.join(src_names)})")
+        raise HeatposeError(
+            f"{where}: source joint {missing[0]!r} not in the file (joints: {', '.join(src_names)})"
+        )
     src_index = [src_names.index(s) for _, s in pairs]
     if skeleton is None:
         pos = {s: i for i, s in enumerate(src_index)}
@@ -121,7 +125,8 @@ def remap_synthetic_split(out_dir: str | Path, split: str, subset_path: str | Pa
     if sigmas is not None:
         schema["sigmas"] = {n: float(s) for (n, _), s in zip(pairs, sigmas, strict=True)}
     header = (
-        f"# Keypoint schema {name} for the annotation files of this folder, written by heatpose synth --keypoints.\n"
+        f"# Keypoint schema {name} for the annotation files of this folder "
+        "(written by heatpose synth --keypoints).\n"
         "# Joint names and skeleton come from the annotation file; OKS sigmas are the source joints'.\n"
         "# Use it as data.schema; flip pairs are inferred from the names unless flip_pairs is given.\n"
     )

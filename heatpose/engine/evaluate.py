@@ -251,7 +251,7 @@ def evaluate(
             cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_joints=saved.num_joints))
         cfg = resolve_num_joints(cfg, schema)
         model = build_model(dataclasses.replace(cfg.model, pretrained="", weights=""))
-        load_model_weights(model, obj)
+        load_model_weights(model, obj, name=checkpoint)
         meta = obj.get("meta") if isinstance(obj, dict) else None
         if isinstance(meta, dict) and is_main_process():
             for problem in meta_mismatches(meta, cfg):
