@@ -25,6 +25,7 @@ def _synth(args: argparse.Namespace) -> int:
         image_size=(args.width, args.height),
         split_name=args.split,
         progress=not args.quiet,
+        overwrite=args.overwrite,
     )
     print(f"wrote {summary.get('num_images')} images, {summary.get('num_people')} people to {args.out_dir}")
     return 0
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=320)
     p.add_argument("--height", type=int, default=256)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true", help="replace a split that already exists in OUT_DIR")
     p.set_defaults(func=_synth)
 
     p = sub.add_parser("train", help="train a model from a YAML experiment config")

@@ -7,7 +7,6 @@ boxes from a COCO detection-results json; which one is always recorded in
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any

@@ -9,6 +9,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
+from heatpose.data.synthetic.output import claim_output
 from heatpose.data.synthetic.scene import SyntheticPerson, check_synth_args, render_synthetic_image
 from heatpose.io import atomic_write_bytes, atomic_write_json
 from heatpose.keypoints import KeypointSchema
@@ -69,16 +70,21 @@ def write_synthetic_dataset(
     image_size: tuple[int, int] = (320, 256),
     split_name: str = "train",
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict:
     """Write a COCO-format keypoint split of drawn people (and the MPII list for ``layout="mpii"``).
 
     ``image_size`` is (width, height). Returns the paths written and the image / person counts.
+    A split that already exists in ``out_dir`` (its json, or images of an interrupted run) is an
+    error unless ``overwrite``; other splits in the same folder are left alone. The json files are
+    written last, after every image, so a killed run leaves no json that describes other images.
     """
     schema = check_synth_args(num_images, layout, image_size, seed, split_name)
     out = Path(out_dir)
     image_dir, ann_dir = out / "images" / split_name, out / "annotations"
-    image_dir.mkdir(parents=True, exist_ok=True)
-    ann_dir.mkdir(parents=True, exist_ok=True)
+    ann_file = ann_dir / f"person_keypoints_{split_name}.json"
+    mpii_file = ann_dir / f"mpii_{split_name}.json"
+    claim_output([ann_file, mpii_file], [image_dir], "*.jpg", overwrite)
     w, h = image_size
     images: list[dict] = []
     annotations: list[dict] = []
@@ -102,19 +108,16 @@ def write_synthetic_dataset(
         "annotations": annotations,
         "categories": [_category(schema)],
     }
-    ann_file = ann_dir / f"person_keypoints_{split_name}.json"
+    if layout == "mpii":
+        atomic_write_json(mpii_file, mpii, compact=True)
     atomic_write_json(ann_file, coco, compact=True)
     summary = {
         "root": str(out),
         "image_dir": str(image_dir),
         "annotation_file": str(ann_file),
-        "mpii_file": None,
+        "mpii_file": str(mpii_file) if layout == "mpii" else None,
         "layout": layout,
         "num_images": num_images,
         "num_people": len(annotations),
     }
-    if layout == "mpii":
-        mpii_file = ann_dir / f"mpii_{split_name}.json"
-        atomic_write_json(mpii_file, mpii, compact=True)
-        summary["mpii_file"] = str(mpii_file)
     return summary
