@@ -15,13 +15,31 @@ from heatpose.errors import HeatposeError
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from heatpose.data.synthetic import write_synthetic_dataset
+    from heatpose.data.synthetic import write_synthetic_dataset, write_synthetic_videos
 
+    if args.video:
+        summary = write_synthetic_videos(
+            args.out_dir,
+            num_videos=args.num_videos,
+            seed=args.seed,
+            num_frames=args.frames,
+            image_size=(args.width, args.height),
+            split_name=args.split,
+            layout=args.layout or "posetrack",
+            progress=not args.quiet,
+            overwrite=args.overwrite,
+            mp4=args.mp4,
+        )
+        print(
+            f"wrote {summary['num_videos']} clips, {summary['num_frames']} frames, "
+            f"{summary['num_people']} person-frames to {args.out_dir}"
+        )
+        return 0
     summary = write_synthetic_dataset(
         args.out_dir,
         num_images=args.num_images,
         seed=args.seed,
-        layout=args.layout,
+        layout=args.layout or "coco",
         image_size=(args.width, args.height),
         split_name=args.split,
         progress=not args.quiet,
@@ -64,12 +82,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out_dir")
     p.add_argument("--num-images", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--layout", choices=("coco", "mpii"), default="coco")
+    p.add_argument(
+        "--layout",
+        choices=("coco", "mpii", "posetrack"),
+        default=None,
+        help="joints written: coco (default for images) | mpii (images) | posetrack (default for --video)",
+    )
     p.add_argument("--split", default="train", help="split name used in file names (train, val, ...)")
     p.add_argument("--width", type=int, default=320)
     p.add_argument("--height", type=int, default=256)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true", help="replace a split that already exists in OUT_DIR")
+    p.add_argument(
+        "--video", action="store_true", help="write tracking clips in PoseTrack18 format instead of stills"
+    )
+    p.add_argument("--num-videos", type=int, default=4, help="clips to write with --video")
+    p.add_argument("--frames", type=int, default=24, help="frames per clip with --video")
+    p.add_argument("--mp4", action="store_true", help="with --video: also write videos/<split>/<clip>.mp4")
     p.set_defaults(func=_synth)
 
     p = sub.add_parser("train", help="train a model from a YAML experiment config")

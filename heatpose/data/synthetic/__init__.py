@@ -57,18 +57,26 @@ round a few pixels differently). How hard the data is is set by the constants in
 
 Modules: ``knobs`` (difficulty constants), ``draw`` (capsules, ellipses, polygons into a layer),
 ``figure`` (body proportions, pose and draw calls of one person), ``scene`` (background, placement,
-occluders, flags: :func:`render_synthetic_image`), ``writer`` (:func:`write_synthetic_dataset`).
+occluders, flags: :func:`render_synthetic_image`), ``writer`` (:func:`write_synthetic_dataset`),
+``output`` (refusing to mix with an existing split), ``video`` (moving people, camera,
+detections: :func:`render_synthetic_clip`) and ``video_writer`` (PoseTrack18 files:
+:func:`write_synthetic_videos`).
 """
 
 from heatpose.data.synthetic.figure import BODY_JOINTS
 from heatpose.data.synthetic.scene import LAYOUTS, SyntheticImage, SyntheticPerson, render_synthetic_image
+from heatpose.data.synthetic.video import SyntheticClip, render_synthetic_clip
+from heatpose.data.synthetic.video_writer import write_synthetic_videos
 from heatpose.data.synthetic.writer import write_synthetic_dataset
 
 __all__ = [
     "BODY_JOINTS",
     "LAYOUTS",
+    "SyntheticClip",
     "SyntheticImage",
     "SyntheticPerson",
+    "render_synthetic_clip",
     "render_synthetic_image",
     "write_synthetic_dataset",
+    "write_synthetic_videos",
 ]

@@ -79,8 +79,13 @@ def _sample_limbs(rng: np.random.Generator) -> dict[str, dict[str, float]]:
     return pose
 
 
-def sample_figure(rng: np.random.Generator, height: float, anchor: np.ndarray) -> Figure:
-    """A random person of standing height ``height`` px with its pelvis at ``anchor``."""
+def sample_figure(rng: np.random.Generator, height: float, anchor: np.ndarray, swing: float = 0.0) -> Figure:
+    """A random person of standing height ``height`` px with its pelvis at ``anchor``.
+
+    ``swing`` (degrees) moves the legs and arms in opposite phase on the two sides after the pose
+    is drawn, without drawing any random number: the same ``rng`` state with a varying ``swing``
+    and ``anchor`` is the same person walking (used by the video clips; 0 leaves stills unchanged).
+    """
     H = height
     front = bool(rng.random() < P_FRONT)
     lx = 1.0 if front else -1.0  # body-frame x sign of the person's left side
@@ -94,6 +99,10 @@ def sample_figure(rng: np.random.Generator, height: float, anchor: np.ndarray) -
     rad = {"ua": 0.038 * H * thick, "fa": 0.031 * H * thick, "th": 0.056 * H * thick, "sh": 0.042 * H * thick}
     rx, ry = 0.05 * H * jit(), 0.066 * H * jit()
     pose = _sample_limbs(rng)
+    if swing:
+        for side, sgn in (("left", 1.0), ("right", -1.0)):
+            pose[side]["leg_h"] += sgn * swing
+            pose[side]["arm_a"] -= sgn * 0.6 * swing
 
     upright = rng.random() < P_UPRIGHT
     theta = float(np.clip(rng.normal(0, 10), -30, 30) if upright else rng.uniform(-90, 90))

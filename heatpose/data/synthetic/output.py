@@ -32,7 +32,7 @@ def claim_output(
         if blocking:
             raise HeatposeError(f"{blocking[0]} is a file, but a folder is needed there")
     found = [p for p in json_files if p.exists()]
-    found += [d for d in data_dirs if d.is_dir() and any(d.glob(data_glob))]
+    found += [d for d in data_dirs if d.is_dir() and any(f.is_file() for f in d.glob(data_glob))]
     if found and not overwrite:
         listing = ", ".join(str(p) for p in found)
         raise HeatposeError(f"output already holds a dataset ({listing}); pass --overwrite to replace it")

@@ -111,7 +111,7 @@ def _clutter_shape(rng: np.random.Generator, img: np.ndarray) -> None:
             img[y0:y1, x0:x1][s] = color
 
 
-def _background(rng: np.random.Generator, h: int, w: int, light: float) -> Layer:
+def render_background(rng: np.random.Generator, h: int, w: int, light: float) -> Layer:
     """Gradient + low-frequency noise + clutter shapes + limb-like distractor sticks."""
     xs = np.arange(w, dtype=np.float32)[None, :] / w
     ys = np.arange(h, dtype=np.float32)[:, None] / h
@@ -147,12 +147,12 @@ def _distractor_stick(rng: np.random.Generator, layer: Layer, h: int) -> None:
         p, ang = q, ang + rng.uniform(-1.5, 1.5)
 
 
-def _in_frame(joints: np.ndarray, h: int, w: int) -> np.ndarray:
+def joints_in_frame(joints: np.ndarray, h: int, w: int) -> np.ndarray:
     x, y = joints[:, 0], joints[:, 1]
     return (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
 
 
-def _covered_joints(joints: np.ndarray, inside: np.ndarray, cover: np.ndarray) -> np.ndarray:
+def covered_joints(joints: np.ndarray, inside: np.ndarray, cover: np.ndarray) -> np.ndarray:
     """Whether each in-frame joint's pixel is covered by ``cover``; False outside the frame."""
     out = np.zeros(len(joints), bool)
     xy = np.round(joints[inside]).astype(int)
@@ -176,7 +176,7 @@ def _keeps_visible(placed: list[_Placed], cover: np.ndarray) -> bool:
         hidden = p.covered | cover
         if (p.mask & ~hidden).sum() < MIN_VISIBLE_AREA * p.mask.sum():
             return False
-        seen = p.inside & ~_covered_joints(p.person.joints, p.inside, hidden)
+        seen = p.inside & ~covered_joints(p.person.joints, p.inside, hidden)
         if seen.sum() < MIN_VISIBLE_JOINTS * p.inside.sum():
             return False
     return True
@@ -211,7 +211,7 @@ def _try_person(
 ) -> _Placed | None:
     """A person at ``anchor`` if it is mostly in the frame and hides no one too much, else None."""
     person = sample_figure(rng, H, anchor)
-    inside = _in_frame(person.joints, h, w)
+    inside = joints_in_frame(person.joints, h, w)
     if inside.sum() < MIN_JOINTS_IN_FRAME * len(BODY_JOINTS):
         return None
     layer = _render_person(rng, person, h, w, light)
@@ -296,7 +296,7 @@ def _finish(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
 
 def _annotate(p: _Placed, schema: KeypointSchema, h: int, w: int) -> SyntheticPerson:
     joints = p.person.joints
-    covered = _covered_joints(joints, p.inside, p.covered)
+    covered = covered_joints(joints, p.inside, p.covered)
     flags = np.where(p.inside, np.where(covered, 1, 2), 0)
     if not p.person.front:
         flags[list(_HIDDEN_WHEN_BACK)] = np.minimum(flags[list(_HIDDEN_WHEN_BACK)], 1)
@@ -335,7 +335,7 @@ def render_synthetic_image(
     w, h = image_size
     rng = _image_rng(seed, index, split_name)
     light = float(rng.choice([-1.0, 1.0]) * rng.uniform(0.3, 1.0))
-    canvas = _background(rng, h, w, light)
+    canvas = render_background(rng, h, w, light)
     placed = _place_people(rng, h, w, light)
     occluders = _place_occluders(rng, placed, h, w, light)
     img = canvas.color
