@@ -69,6 +69,10 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
+    if args.metric == "posetrack":
+        from heatpose.evaluation.posetrack import score_posetrack_command
+
+        return score_posetrack_command(args.gt, args.preds, args.poseval_compat, as_json=args.json)
     from heatpose.evaluation.coco import score_command
 
     return score_command(args.gt, args.preds, as_json=args.json)
@@ -125,6 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gt", required=True, help="person_keypoints_*.json")
     p.add_argument("--preds", required=True, help="COCO keypoint results json")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument(
+        "--metric",
+        choices=("coco", "posetrack"),
+        default="coco",
+        help="coco: keypoint AP/AR; posetrack: poseval's per-joint AP and MOTA (GT/preds: json or folder)",
+    )
+    p.add_argument(
+        "--poseval-compat",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="posetrack: reproduce poseval's two quirks (default; see docs/tracking.md)",
+    )
     p.set_defaults(func=_score)
     return parser
 
