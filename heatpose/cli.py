@@ -1,4 +1,4 @@
-"""``heatpose`` command line: synth | train | eval | score.
+"""``heatpose`` command line: synth | train | eval | score | track.
 
 Each subcommand is a thin layer over a library function; a :class:`HeatposeError` becomes one
 line on stderr and exit status 2, so users never see a traceback for their own mistakes.
@@ -78,6 +78,12 @@ def _score(args: argparse.Namespace) -> int:
     return score_command(args.gt, args.preds, as_json=args.json)
 
 
+def _track(args: argparse.Namespace) -> int:
+    from heatpose.tracking.run import track_command
+
+    return track_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="heatpose", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -142,6 +148,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="posetrack: reproduce poseval's two quirks (default; see docs/tracking.md)",
     )
     p.set_defaults(func=_score)
+
+    p = sub.add_parser("track", help="track people's poses through a video (PoseTrack18 json out)")
+    p.add_argument("input", help="a video file or a folder of frames")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--config", default=None, help="recipe config (needed for non-heatpose checkpoints)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    boxes = p.add_mutually_exclusive_group(required=True)
+    boxes.add_argument(
+        "--boxes", default=None, help="person detections json (COCO results, image_id = frame id)"
+    )
+    boxes.add_argument("--detector", choices=("hog",), default=None, help="detect people with OpenCV's HOG")
+    p.add_argument("--out", required=True, help="tracking results json (PoseTrack18)")
+    p.add_argument("--vis", default=None, help="also write the tracks drawn on the frames to this .mp4")
+    p.add_argument(
+        "--tracker",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="tracker setting, e.g. similarity=oks",
+    )
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None, help="flip test")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_track)
     return parser
 
 

@@ -8,16 +8,17 @@ Per frame:
    enlarged 15%), scored ``propagated_box_score``; merged by box NMS at ``box_nms_iou``.
 2. A pose in every box from the ``estimate(frame, boxes)`` callable (so the tracker does not care
    how poses are computed: a network, or ground truth in tests). Poses whose mean joint score is
-   under ``min_pose_score`` are dropped (they are what a box on background gives), and duplicates
+   fewer than ``min_pose_joints`` joints scoring >= ``joint_score_thr`` are dropped (what a box on
+   background gives, and what keeps a propagated box from outliving its person), and duplicates
    (two boxes on one person) removed by OKS-NMS at ``pose_nms_oks``.
 3. Similarity of each new pose to each track remembered from the last ``queue_frames`` (L_Q)
    frames (``similarity.py``); joints scoring under ``joint_score_thr`` are ignored.
 4. Greedy matching (``matching.py``) above ``min_similarity``; unmatched poses start new tracks.
 
 Values the paper does not publish, chosen here (all in :class:`TrackerConfig`): L_Q = 5 frames,
-box NMS IoU 0.5, propagated boxes scored 0.45 (under the detector threshold, so a detected box wins
-the NMS against the propagated box of the same person), minimum similarity 0.2, minimum mean pose
-score 0.25 and pose OKS-NMS 0.7. docs/tracking.md says how they were chosen.
+box NMS IoU 0.7, propagated boxes scored 0.45 (under the detector threshold, so a detected box wins
+the NMS against the propagated box of the same person), minimum similarity 0.2, at least 2 joints
+per pose and pose OKS-NMS 0.7. docs/tracking.md says how they were chosen.
 
 Flow is computed once per frame pair and used at once: every remembered pose is moved by the
 newest flow as soon as it exists (its ``moved`` joints), so no flow outlives its frame, however
@@ -54,10 +55,10 @@ class TrackerConfig:
     det_score_thr: float = 0.5  # paper: detector boxes scoring >= 0.5
     joint_score_thr: float = 0.4  # paper: joints scoring < 0.4 are ignored for matching
     box_enlarge: float = 0.15  # paper: propagated boxes enlarged by 15%
-    box_nms_iou: float = 0.5
+    box_nms_iou: float = 0.7
     propagated_box_score: float = 0.45
     min_similarity: float = 0.2
-    min_pose_score: float = 0.25
+    min_pose_joints: int = 2  # a pose needs this many joints scoring >= joint_score_thr
     pose_nms_oks: float = 0.7
     flow: str = "dis"  # dis | farneback
     flow_scale: float = 1.0  # compute the flow on frames resized by this factor
@@ -69,6 +70,10 @@ class TrackerConfig:
             )
         if self.flow not in FLOW_METHODS:
             raise HeatposeError(f"tracker.flow must be one of {', '.join(FLOW_METHODS)}, got {self.flow!r}")
+        if not isinstance(self.min_pose_joints, int) or self.min_pose_joints < 1:
+            raise HeatposeError(
+                f"tracker.min_pose_joints must be an integer >= 1, got {self.min_pose_joints!r}"
+            )
         if not isinstance(self.queue_frames, int) or self.queue_frames < 1:
             raise HeatposeError(f"tracker.queue_frames must be an integer >= 1, got {self.queue_frames!r}")
         for name in (
@@ -77,7 +82,6 @@ class TrackerConfig:
             "box_nms_iou",
             "propagated_box_score",
             "min_similarity",
-            "min_pose_score",
             "pose_nms_oks",
         ):
             value = getattr(self, name)
@@ -216,7 +220,8 @@ class PoseTracker:
         if len(keypoints) == 0:
             return np.zeros(0, np.int64)
         mean = scores.mean(axis=1)
-        good = np.nonzero(mean >= self.config.min_pose_score)[0]
+        strong = (scores >= self.config.joint_score_thr).sum(axis=1)
+        good = np.nonzero(strong >= self.config.min_pose_joints)[0]
         if len(good) == 0:
             return good
         poses = np.concatenate([keypoints[good], scores[good][..., None]], axis=-1)
