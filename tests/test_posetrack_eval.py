@@ -179,6 +179,10 @@ def test_bad_posetrack_inputs_are_one_line_errors(tmp_path, capsys):
     _one_line_error(
         _cli(capsys, *score, str(tmp_path / "nohead.json"), "--preds", str(tmp_path / "gt.json")), "bbox_head"
     )
+    elsewhere = _json("w", [[(1, [P, P])]])  # the same frames, named as another video
+    (tmp_path / "elsewhere.json").write_text(json.dumps(elsewhere))
+    args = ("--preds", str(tmp_path / "elsewhere.json"))
+    _one_line_error(_cli(capsys, *score, str(tmp_path / "gt.json"), *args), "no predictions for video v")
     other = good | {"categories": [{"name": "person", "keypoints": ["a", "c"]}]}
     (tmp_path / "other.json").write_text(json.dumps(other))
     _one_line_error(

@@ -245,6 +245,11 @@ def evaluate_posetrack(
     dist_sum = np.zeros(nj)
     num_frames = 0
     for video in gt_videos:
+        if not any(f.key in predictions for f in video.frames):
+            raise HeatposeError(
+                f"no predictions for video {video.name} of {video.source} (results are matched by "
+                f"'<video folder>/<image file>', e.g. {video.frames[0].key}); poseval needs one per video"
+            )
         frames = _frames_to_score(video, poseval_compat)
         accs = [MotAccumulator() for _ in range(nj)]
         for t, frame in enumerate(frames):
