@@ -5,10 +5,10 @@ Runs :class:`~heatpose.tracking.PoseTracker` over ``--clips`` synthetic clips (`
 simulated detector boxes of the generator (noise, misses, false positives), and scores every
 setting with the poseval-style evaluation (compat mode, as published numbers; corrected MOTA too).
 
-The pose "estimator" is an oracle: for each box it returns the ground-truth pose of the person the
-box overlaps most, with Gaussian noise of ``--noise`` x the head size on every joint, scores
-N(0.85, 0.05) for labelled joints and 0.05 for the others; a box on no one gives a zero-score
-pose. So the table measures the association (boxes, similarity, matching), not a network: read
+The pose "estimator" is ``heatpose.tracking.oracle``: for each box the ground-truth pose of the
+person the box overlaps most, with Gaussian noise of ``--noise`` x the head size on every joint,
+scores N(0.85, 0.05) for labelled joints and 0.05 for the others; a box on no one gives a
+zero-score pose. So the table measures the association (boxes, similarity, matching), not a network: read
 it beside, not against, the paper's numbers. Example (the command behind docs/results.md)::
 
     python benchmarks/tracking_ablation.py --clips 8 --frames 24 --noise 0.1
@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from heatpose.data.posetrack import read_posetrack
-from heatpose.data.synthetic.video import SyntheticClip, render_synthetic_clip, simulate_detections
+from heatpose.data.synthetic.video import render_synthetic_clip, simulate_detections
 from heatpose.data.synthetic.video_writer import clip_to_posetrack
-from heatpose.evaluation.nms import box_iou
 from heatpose.evaluation.posetrack import evaluate_posetrack
 from heatpose.keypoints import POSETRACK18
 from heatpose.tracking import PoseTracker, TrackerConfig
+from heatpose.tracking.oracle import oracle_estimator, xywh_to_xyxy
 from heatpose.tracking.output import FrameInfo, tracks_to_posetrack
 
 SETTINGS = [  # (label, propagate, similarity), in the paper's table order
@@ -41,7 +41,7 @@ SETTINGS = [  # (label, propagate, similarity), in the paper's table order
     ("propagation, flow-OKS", True, "flow_oks"),
     ("propagation, multi-flow", True, "multi_flow"),
 ]
-PAPER = {  # PoseTrack 2017 val, R-50 (Xiao et al. 2018, Table 5): (mAP, MOTA)
+PAPER = {  # PoseTrack 2017 val, R-50 (Xiao et al. 2018, tracking ablation): (mAP, MOTA)
     "no propagation, box IoU": (69.3, 59.8),
     "no propagation, OKS": (69.3, 59.7),
     "propagation, box IoU": (72.4, 62.1),
@@ -49,34 +49,6 @@ PAPER = {  # PoseTrack 2017 val, R-50 (Xiao et al. 2018, Table 5): (mAP, MOTA)
     "propagation, flow-OKS": (72.4, 62.4),
     "propagation, multi-flow": (72.4, 62.9),
 }
-
-
-def _xyxy(box) -> np.ndarray:
-    x, y, w, h = box
-    return np.array([x, y, x + w, y + h], dtype=np.float64)
-
-
-def oracle_estimator(clip: SyntheticClip, state: dict, noise: float, seed: int):
-    """GT pose of the most-overlapped person + noise; see the module docstring."""
-    rng = np.random.default_rng(seed)
-    k = POSETRACK18.num_joints
-
-    def estimate(frame: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        people = clip.people[state["t"]]
-        kp, sc = np.zeros((len(boxes), k, 2)), np.zeros((len(boxes), k))
-        gt_boxes = np.stack([_xyxy(p.bbox) for p in people]) if people else np.zeros((0, 4))
-        for i, box in enumerate(boxes):
-            iou = box_iou(box, gt_boxes) if len(gt_boxes) else np.zeros(0)
-            if not len(iou) or iou.max() <= 0.1:
-                continue
-            p = people[int(iou.argmax())]
-            head = 0.6 * float(np.hypot(p.head_box[2], p.head_box[3]))
-            labelled = p.keypoints[:, 2] > 0
-            kp[i] = p.keypoints[:, :2] + rng.normal(0, noise * head, (k, 2))
-            sc[i] = np.where(labelled, np.clip(rng.normal(0.85, 0.05, k), 0, 1), 0.05)
-        return kp, sc
-
-    return estimate
 
 
 def run(args: argparse.Namespace) -> list[dict]:
@@ -100,13 +72,17 @@ def run(args: argparse.Namespace) -> list[dict]:
         start = time.perf_counter()
         for i, clip in enumerate(clips):
             state = {"t": 0}
-            tracker = PoseTracker(
-                oracle_estimator(clip, state, args.noise, i), POSETRACK18.oks_sigmas(), config
+            estimate = oracle_estimator(
+                lambda clip=clip, state=state: clip.people[state["t"]],
+                POSETRACK18.num_joints,
+                args.noise,
+                seed=i,
             )
+            tracker = PoseTracker(estimate, POSETRACK18.oks_sigmas(), config)
             results = []
             for t, frame in enumerate(clip.frames):
                 state["t"] = t
-                boxes = np.array([_xyxy(b) for b, _ in dets[i][t]]).reshape(-1, 4)
+                boxes = np.array([xywh_to_xyxy(b) for b, _ in dets[i][t]]).reshape(-1, 4)
                 scores = np.array([s for _, s in dets[i][t]])
                 results.append(tracker.step(frame, boxes, scores))
             gt_json = clip_to_posetrack(clip, i + 1, "val", POSETRACK18)

@@ -10,15 +10,15 @@ import pytest
 
 from heatpose.data.posetrack import read_posetrack
 from heatpose.data.synthetic import render_synthetic_image
-from heatpose.data.synthetic.video import SyntheticClip, render_synthetic_clip
+from heatpose.data.synthetic.video import render_synthetic_clip
 from heatpose.data.synthetic.video_writer import clip_to_posetrack
 from heatpose.errors import HeatposeError
-from heatpose.evaluation.nms import box_iou
 from heatpose.evaluation.posetrack import evaluate_posetrack
 from heatpose.keypoints import POSETRACK18
 from heatpose.tracking import PoseTracker, TrackerConfig
 from heatpose.tracking.flow import make_flow
 from heatpose.tracking.matching import greedy_match
+from heatpose.tracking.oracle import oracle_estimator
 from heatpose.tracking.output import FrameInfo, tracks_to_posetrack
 from heatpose.tracking.propagate import move_points, pose_boxes
 
@@ -73,25 +73,6 @@ def test_greedy_matching_takes_the_best_pair_first_not_the_best_total():
     assert greedy_match(np.zeros((0, 4))) == []
 
 
-def _oracle(clip: SyntheticClip, state: dict):
-    """A pose 'estimator' that returns the GT pose of the person best covered by each box."""
-
-    def estimate(frame: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        people = clip.people[state["t"]]
-        k = len(POSETRACK18.joint_names)
-        kp, sc = np.zeros((len(boxes), k, 2)), np.zeros((len(boxes), k))
-        if people:
-            gt_boxes = np.stack([_xyxy(p.bbox) for p in people])
-            for i, box in enumerate(boxes):
-                iou = box_iou(box, gt_boxes)
-                g = int(iou.argmax())
-                if iou[g] > 0:
-                    kp[i], sc[i] = people[g].keypoints[:, :2], (people[g].keypoints[:, 2] > 0)
-        return kp, sc
-
-    return estimate
-
-
 def test_gt_poses_through_the_tracker_keep_one_id_per_person(tmp_path):
     # clip 3 of seed 0: four people who cross and hide each other for several frames. Box NMS is
     # off (IoU 1.0) so that this checks identity keeping alone (at NMS IoU 0.5, boxes of crossing
@@ -101,7 +82,8 @@ def test_gt_poses_through_the_tracker_keep_one_id_per_person(tmp_path):
     clip = render_synthetic_clip(0, 3, num_frames=24, image_size=(320, 256), layout="posetrack")
     state = {"t": 0}
     config = TrackerConfig(similarity=similarity, box_nms_iou=1.0)
-    tracker = PoseTracker(_oracle(clip, state), POSETRACK18.oks_sigmas(), config)
+    estimate = oracle_estimator(lambda: clip.people[state["t"]], POSETRACK18.num_joints)
+    tracker = PoseTracker(estimate, POSETRACK18.oks_sigmas(), config)
     results = []
     for t, frame in enumerate(clip.frames):
         state["t"] = t
