@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -59,6 +60,7 @@ def main() -> None:
     parser.add_argument("--vis", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--flow-scale", type=float, default=TrackerConfig().flow_scale)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
+    parser.add_argument("--figure", default=None, help="save 4 drawn frames (2x2 PNG) here")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -84,6 +86,8 @@ def main() -> None:
     tracker = PoseTracker(estimate, schema.oks_sigmas(), TrackerConfig(flow_scale=args.flow_scale))
     times = dict.fromkeys(("decode", "detect", *STAGES, "draw"), 0.0)
     tracks: set[int] = set()
+    shown = {0, args.frames // 3, 2 * args.frames // 3, args.frames - 1}
+    drawn: list[np.ndarray] = []
     start, cpu_start = time.perf_counter(), time.process_time()
     frames = source.frames()
     for t, info in enumerate(source.infos):
@@ -98,8 +102,11 @@ def main() -> None:
         tracks |= {p.track_id for p in people}
         if args.vis:
             tick = time.perf_counter()
-            draw_tracks(frame, people, schema)
+            canvas = draw_tracks(frame, people, schema)
             times["draw"] += time.perf_counter() - tick
+            if t in shown:
+                cv2.putText(canvas, f"frame {t}", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2)
+                drawn.append(canvas)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     times.update({k: tracker.timings[k] for k in STAGES})
     summary = {"frames": len(source.infos), "tracks": len(tracks), "seconds": wall, "stages": times}
@@ -114,6 +121,9 @@ def main() -> None:
     print(f"CPU time of this process: {cpu:.2f} s = {1000 * cpu / summary['frames']:.1f} ms/frame -> "
           f"{summary['frames'] / cpu:.1f} frames/s if the cores were not shared")  # fmt: skip
     print(json.dumps({k: round(v, 3) for k, v in summary["stages"].items()}))
+    if args.figure and len(drawn) == 4:
+        grid = np.concatenate([np.concatenate(drawn[:2], 1), np.concatenate(drawn[2:], 1)], 0)
+        cv2.imwrite(args.figure, grid)
 
 
 if __name__ == "__main__":
