@@ -17,6 +17,8 @@ box of the in-frame silhouette, ``bbox_head`` the head ellipse's box, both (x, y
 
 Clip ``i`` of a split comes from ``np.random.default_rng([seed, crc32(split), crc32("video"), i])``
 (frame ``t``'s sensor noise from the same key + ``t + 1``), so a clip can be regenerated alone.
+The camera path is drawn for the whole clip before the people, so the same index with another
+``num_frames`` or size is a different clip, not a longer or shorter cut of it.
 """
 
 from __future__ import annotations
