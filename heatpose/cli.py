@@ -1,4 +1,4 @@
-"""``heatpose`` command line: synth | train | eval | score | track.
+"""``heatpose`` command line: synth | train | eval | score | track | demo | reproduce.
 
 Each subcommand is a thin layer over a library function; a :class:`HeatposeError` becomes one
 line on stderr and exit status 2, so users never see a traceback for their own mistakes.
@@ -82,6 +82,26 @@ def _track(args: argparse.Namespace) -> int:
     from heatpose.tracking.run import track_command
 
     return track_command(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from heatpose.demo import run_demo
+
+    run_demo(args.out, preset_name=args.preset, minutes=args.minutes, checkpoint=args.checkpoint)
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from heatpose.reproduce import reproduce
+
+    reproduce(
+        args.table,
+        args.out or f"reproduce_{args.table}",
+        args.minutes_per_row,
+        only=args.rows,
+        size=args.size,
+    )
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,6 +191,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None, help="flip test")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_track)
+
+    p = sub.add_parser(
+        "demo", help="synthetic data -> train -> evaluate -> predict -> track, with an index.html report"
+    )
+    p.add_argument("--out", default="heatpose_demo", help="report folder (default: heatpose_demo)")
+    p.add_argument("--minutes", type=float, default=None, help="training budget (default: the preset's)")
+    p.add_argument("--checkpoint", default=None, help="skip training and use this checkpoint")
+    p.add_argument(
+        "--preset", choices=("standard", "tiny"), default="standard", help="tiny: seconds, for tests"
+    )
+    p.set_defaults(func=_demo)
+
+    p = sub.add_parser("reproduce", help="re-run a seed paper's ablation table on synthetic data")
+    p.add_argument("table", choices=("sb-table1",))
+    p.add_argument("--out", default=None, help="default: reproduce_<table>")
+    p.add_argument("--minutes-per-row", type=float, default=2.0, help="training budget of each row")
+    p.add_argument("--rows", nargs="+", default=None, help="run only these rows (names in table.md)")
+    p.add_argument(
+        "--size", choices=("standard", "tiny"), default="standard", help="tiny: seconds, for tests"
+    )
+    p.set_defaults(func=_reproduce)
     return parser
 
 
