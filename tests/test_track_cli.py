@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -101,3 +102,56 @@ def test_track_bad_inputs_are_one_line_errors(tmp_path, checkpoint, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("heatpose: error: ") and fragment in err[0], err
+
+
+@pytest.mark.parametrize("codec", ["official", "udp"])
+def test_estimator_adapter_gives_what_heatpose_eval_gives(tmp_path, codec):
+    """The tracker's pose callable and ``heatpose eval``'s inference agree on the same boxes."""
+    from heatpose.data.dataset import build_dataset, read_image
+    from heatpose.data.synthetic import write_synthetic_dataset
+    from heatpose.engine.evaluate import configured_flip_shift, predict_dataset
+    from heatpose.models import load_model_weights
+    from heatpose.tracking.estimator import load_pose_estimator
+
+    root = tmp_path / "data"
+    write_synthetic_dataset(root, 2, seed=0, image_size=(128, 96), split_name="val", progress=False)
+    cfg = config_from_dict(
+        {
+            "model": {"backbone_depth": 18, "num_deconv_layers": 1, "num_deconv_filters": 16},
+            "data": {
+                "val_ann": str(root / "annotations" / "person_keypoints_val.json"),
+                "val_images": str(root / "images" / "val"),
+                "input_size": [64, 64],
+                "codec": codec,
+            },
+            "test": {"flip": True, "boxes": "gt"},
+        }
+    )
+    torch.manual_seed(1)
+    ckpt = tmp_path / "m.pth"
+    torch.save({"model": build_model(cfg.model).state_dict(), "config": config_to_dict(cfg)}, ckpt)
+    model = build_model(cfg.model)
+    load_model_weights(model, str(ckpt))
+    dataset = build_dataset(cfg, "val")
+    preds = predict_dataset(
+        model,
+        dataset,
+        torch.device("cpu"),
+        8,
+        True,
+        configured_flip_shift(cfg),
+        cfg.test.decode,
+        progress=False,
+    )
+    estimate, _, _ = load_pose_estimator(ckpt)
+    for path in sorted({s.image_path for s in dataset.samples}):
+        rows = [i for i, s in enumerate(dataset.samples) if s.image_path == path]
+        boxes = np.array(
+            [
+                [*dataset.samples[i].box[:2], *(dataset.samples[i].box[:2] + dataset.samples[i].box[2:])]
+                for i in rows
+            ]
+        )
+        keypoints, scores = estimate(read_image(path, "bgr"), boxes)
+        np.testing.assert_allclose(keypoints, preds.keypoints[rows], atol=1e-3)
+        np.testing.assert_allclose(scores, preds.scores[rows], atol=1e-5)

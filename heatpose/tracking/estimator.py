@@ -74,7 +74,7 @@ def load_pose_estimator(
                 center, scale = box_to_center_scale(
                     [x0, y0, x1 - x0, y1 - y0], in_w / in_h, cfg.data.box_enlarge
                 )
-                matrix = get_affine_transform(center, scale, 0.0, (in_w, in_h))
+                matrix = get_affine_transform(center, scale, 0.0, (in_w, in_h), udp=codec.udp)
                 crops.append(normalize_image(warp_crop(image, matrix, (in_w, in_h)), mean, std))
                 centers.append(center)
                 scales.append(scale)
