@@ -70,7 +70,7 @@ def test_track_runs_over_the_shared_posetrack_sequence(tmp_path, checkpoint, cap
 def test_track_a_synthetic_clip_and_score_it(tmp_path, checkpoint, capsys):
     root = tmp_path / "clips"
     synth = ["synth", str(root), "--video", "--num-videos", "1", "--frames", "5", "--layout", "coco"]
-    assert main([*synth, "--width", "128", "--height", "96", "--split", "val", "--quiet"]) == 0
+    assert main([*synth, "--width", "128", "--height", "96", "--split", "val", "--quiet", "--mp4"]) == 0
     out = tmp_path / "tracks.json"
     dets = root / "annotations" / "val_human_detections.json"
     frames = root / "images" / "val" / "000001_synthetic"
@@ -81,6 +81,24 @@ def test_track_a_synthetic_clip_and_score_it(tmp_path, checkpoint, capsys):
     assert main(["score", "--metric", "posetrack", "--gt", str(gt), "--preds", str(out), "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["num_frames"] == 5 and stats["num_objects"] > 0 and len(stats["joints"]) == 17
+    # the same clip as a video file: same frame names and PoseTrack frame ids
+    mp4 = root / "videos" / "val" / "000001_synthetic.mp4"
+    args = [
+        "track",
+        str(mp4),
+        "--checkpoint",
+        str(checkpoint),
+        "--boxes",
+        str(dets),
+        "--out",
+        str(tmp_path / "v.json"),
+    ]
+    assert main([*args, "--quiet", *EVERY_JOINT]) == 0
+    from_video = json.loads((tmp_path / "v.json").read_text())["images"]
+    from_folder = json.loads(out.read_text())["images"]
+    assert [(i["file_name"], i["frame_id"]) for i in from_video] == [
+        (i["file_name"], i["frame_id"]) for i in from_folder
+    ]
 
 
 def test_track_bad_inputs_are_one_line_errors(tmp_path, checkpoint, capsys):
