@@ -21,6 +21,7 @@ from heatpose.tracking.matching import greedy_match
 from heatpose.tracking.oracle import oracle_estimator
 from heatpose.tracking.output import FrameInfo, tracks_to_posetrack
 from heatpose.tracking.propagate import move_points, pose_boxes
+from heatpose.tracking.run import tracker_config
 
 
 def _xyxy(box) -> np.ndarray:
@@ -111,6 +112,22 @@ def test_tracker_rejects_bad_settings():
     for bad in (dict(similarity="iou"), dict(queue_frames=0), dict(det_score_thr=1.5), dict(flow="raft")):
         with pytest.raises(HeatposeError):
             TrackerConfig(**bad).validate()
+    config = tracker_config(["similarity=oks", "propagate=false", "queue_frames=3", "det_score_thr=1"])
+    assert (config.similarity, config.propagate, config.queue_frames, config.det_score_thr) == (
+        "oks",
+        False,
+        3,
+        1.0,
+    )
+    for text, fragment in [
+        ("box_enlarge=abc", "must be a number"),
+        ("propagate=maybe", "true or false"),
+        ("queue_frames=2.5", "queue_frames"),
+        ("queue_frames=true", "must be a number"),
+        ("nope=1", "unknown tracker setting"),
+    ]:
+        with pytest.raises(HeatposeError, match=fragment):
+            tracker_config([text])
 
 
 def test_propagated_boxes_keep_a_track_through_a_missed_detection():

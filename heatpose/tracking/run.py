@@ -212,25 +212,38 @@ def format_breakdown(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def track_command(args) -> int:
-    """The ``heatpose track`` subcommand (see cli.py for the arguments)."""
+def tracker_config(settings: list[str]) -> TrackerConfig:
+    """A validated :class:`TrackerConfig` from ``KEY=VALUE`` strings (``--tracker``)."""
     from heatpose.config import parse_override
-    from heatpose.tracking.estimator import HogDetector, load_pose_estimator
 
     config = TrackerConfig()
-    for text in args.tracker:
+    fields = TrackerConfig.__dataclass_fields__
+    for text in settings:
         key, value = parse_override(text)
-        if key not in TrackerConfig.__dataclass_fields__:
-            raise HeatposeError(
-                f"unknown tracker setting {key!r}; known: {', '.join(TrackerConfig.__dataclass_fields__)}"
-            )
-        default = getattr(TrackerConfig(), key)
+        if key not in fields:
+            raise HeatposeError(f"unknown tracker setting {key!r}; known: {', '.join(fields)}")
+        default = getattr(config, key)
         if isinstance(default, bool):
-            value = str(value).lower() in ("1", "true", "yes", "on")
-        elif isinstance(default, float) and isinstance(value, int):
-            value = float(value)
+            words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+            if str(value).lower() not in words:
+                raise HeatposeError(f"tracker.{key} must be true or false, got {value!r}")
+            value = words[str(value).lower()]
+        elif isinstance(default, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise HeatposeError(f"tracker.{key} must be a number, got {value!r}")
+            if isinstance(default, float):
+                value = float(value)
+        else:
+            value = str(value)
         setattr(config, key, value)
-    config.validate()
+    return config.validate()
+
+
+def track_command(args) -> int:
+    """The ``heatpose track`` subcommand (see cli.py for the arguments)."""
+    from heatpose.tracking.estimator import HogDetector, load_pose_estimator
+
+    config = tracker_config(args.tracker)
     source = open_frames(args.input)
     estimate, schema, _ = load_pose_estimator(args.checkpoint, args.config, args.set, flip=args.flip)
     detector = HogDetector() if args.detector == "hog" else None

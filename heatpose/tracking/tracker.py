@@ -70,11 +70,19 @@ class TrackerConfig:
             )
         if self.flow not in FLOW_METHODS:
             raise HeatposeError(f"tracker.flow must be one of {', '.join(FLOW_METHODS)}, got {self.flow!r}")
-        if not isinstance(self.min_pose_joints, int) or self.min_pose_joints < 1:
+        if (
+            isinstance(self.min_pose_joints, bool)
+            or not isinstance(self.min_pose_joints, int)
+            or self.min_pose_joints < 1
+        ):
             raise HeatposeError(
                 f"tracker.min_pose_joints must be an integer >= 1, got {self.min_pose_joints!r}"
             )
-        if not isinstance(self.queue_frames, int) or self.queue_frames < 1:
+        if (
+            isinstance(self.queue_frames, bool)
+            or not isinstance(self.queue_frames, int)
+            or self.queue_frames < 1
+        ):
             raise HeatposeError(f"tracker.queue_frames must be an integer >= 1, got {self.queue_frames!r}")
         for name in (
             "det_score_thr",
@@ -85,8 +93,14 @@ class TrackerConfig:
             "pose_nms_oks",
         ):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise HeatposeError(f"tracker.{name} must be in [0, 1], got {value!r}")
+        for name in ("box_enlarge", "flow_scale"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise HeatposeError(f"tracker.{name} must be a number, got {value!r}")
+        if not isinstance(self.propagate, bool):
+            raise HeatposeError(f"tracker.propagate must be true or false, got {self.propagate!r}")
         if not 0.0 <= self.box_enlarge <= 2.0:
             raise HeatposeError(f"tracker.box_enlarge must be in [0, 2], got {self.box_enlarge!r}")
         if not 0.05 <= self.flow_scale <= 1.0:
