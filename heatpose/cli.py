@@ -154,8 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("score", help="COCO keypoint AP/AR of a results json against GT")
-    p.add_argument("--gt", required=True, help="person_keypoints_*.json")
-    p.add_argument("--preds", required=True, help="COCO keypoint results json")
+    p.add_argument(
+        "--gt", required=True, help="person_keypoints_*.json (posetrack: a GT json or folder of them)"
+    )
+    p.add_argument(
+        "--preds", required=True, help="COCO keypoint results json (posetrack: tracks json or folder)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument(
         "--metric",
