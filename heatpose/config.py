@@ -280,10 +280,12 @@ def validate(cfg: ExperimentConfig) -> None:
         )
     if len(cfg.data.mean) != 3 or len(cfg.data.std) != 3 or min(cfg.data.std) <= 0:
         raise HeatposeError("config keys 'data.mean'/'data.std' need 3 values each, std > 0")
+    from heatpose.keypoints import SCHEMAS
+
     schema = cfg.data.schema
-    if schema not in ("coco", "mpii", "lip", "auto") and not schema.endswith((".yaml", ".yml", ".json")):
+    if schema not in (*SCHEMAS, "auto") and not schema.endswith((".yaml", ".yml", ".json")):
         raise HeatposeError(
-            f"config key 'data.schema': {schema!r} is not one of coco, mpii, lip, auto "
+            f"config key 'data.schema': {schema!r} is not one of {', '.join(SCHEMAS)}, auto "
             "or a schema file (.yaml, .yml, .json)"
         )
     if cfg.data.sigma <= 0:
