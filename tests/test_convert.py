@@ -182,3 +182,36 @@ def test_labels_outside_the_schema_are_named_and_inputs_checked(tmp_path, capsys
         bad = tmp_path / "bad.xml"
         bad.write_text("<root/>")
         convert("cvat-xml", bad, tmp_path / "o.json")
+
+
+def test_converted_file_feeds_the_training_dataset(tmp_path, capsys):
+    import cv2
+    import numpy as np
+
+    from heatpose.config import config_from_dict
+    from heatpose.data.dataset import build_dataset
+
+    cv2.imwrite(str(tmp_path / "a.jpg"), np.full((80, 100, 3), 90, np.uint8))
+    shapes = [
+        {"label": "head", "points": [[50, 10]], "shape_type": "point"},
+        {"label": "l_hand", "points": [[70, 50]], "shape_type": "point"},
+        {"label": "r_hand", "points": [[30, 50]], "shape_type": "point"},
+    ]
+    src = tmp_path / "a.json"
+    src.write_text(json.dumps({"shapes": shapes, "imagePath": "a.jpg", "imageWidth": 100, "imageHeight": 80}))
+    coco, _ = _convert(tmp_path, "labelme", src, capsys)
+    assert len(coco["annotations"]) == 1
+    cfg = config_from_dict(
+        {
+            "model": {"num_joints": 0},
+            "data": {
+                "schema": "auto",
+                "train_ann": str(tmp_path / "out.json"),
+                "train_images": str(tmp_path),
+            },
+        }
+    )
+    dataset = build_dataset(cfg, "train")
+    assert dataset.schema.joint_names == ("head", "l_hand", "r_hand") and dataset.flip_index == [0, 2, 1]
+    item = dataset[0]
+    assert item["target"].shape[0] == 3 and item["target_weight"].tolist() == [1.0, 1.0, 1.0]
