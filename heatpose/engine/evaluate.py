@@ -47,9 +47,10 @@ from heatpose.evaluation.coco import (
     to_original_ids,
 )
 from heatpose.io import atomic_write_json
-from heatpose.keypoints import get_schema
+from heatpose.keypoints import KeypointSchema
 from heatpose.models import build_model, load_model_weights
 from heatpose.models.checkpoint import read_checkpoint
+from heatpose.schema_io import resolve_num_joints, schema_for_config, schema_from_checkpoint
 
 RESULTS_NAME = "keypoints_results.json"
 META_NAME = "eval_meta.json"
@@ -204,15 +205,19 @@ def metric_names(cfg: ExperimentConfig) -> tuple[str, ...]:
 
 
 def score_coco(
-    preds: Predictions, cfg: ExperimentConfig, gt: CocoGT | None = None
+    preds: Predictions,
+    cfg: ExperimentConfig,
+    schema: KeypointSchema | None = None,
+    gt: CocoGT | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """COCO results (rescored, OKS-NMS) and COCOeval keypoint stats against ``data.val_ann``.
+    """COCO results (rescored, OKS-NMS) and COCOeval keypoint stats against ``data.val_ann``,
+    both with the OKS sigmas of ``schema`` (default: the one ``data.schema`` names).
 
     ``gt``: the validation set's normalised GT (``PoseDataset.coco_gt``; read again when None).
     The results carry the GT file's own image and category ids; undefined stats are NaN.
     """
     metric_names(cfg)
-    sigmas = get_schema(cfg.data.schema).oks_sigmas()
+    sigmas = (schema or schema_for_config(cfg)).oks_sigmas()
     if gt is None:
         gt = load_coco_gt(cfg.data.val_ann, cfg.data.category, len(sigmas))
     results = make_coco_results(
@@ -260,8 +265,15 @@ def evaluate(
     with distributed_run() as info:
         if not Path(checkpoint).exists():
             raise HeatposeError(f"checkpoint not found: {checkpoint}")
-        dataset = build_dataset(cfg, "val", boxes=boxes)  # GT and images are checked before the model
+        if cfg.data.dataset == "coco" and cfg.data.val_ann and Path(cfg.data.val_ann).is_file():
+            load_coco_gt(cfg.data.val_ann, cfg.data.category)  # a bad GT fails before the checkpoint is read
         obj = read_checkpoint(checkpoint)
+        # the checkpoint's own schema (flip pairs, sigmas) when it has one, else the config's
+        saved = schema_from_checkpoint(obj)
+        schema = saved or schema_for_config(cfg)
+        if saved is not None:  # the checkpoint decides the number of heatmaps
+            cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_joints=saved.num_joints))
+        cfg = resolve_num_joints(cfg, schema)
         model = build_model(dataclasses.replace(cfg.model, pretrained="", weights=""))
         load_model_weights(model, obj, name=checkpoint)
         meta = obj.get("meta") if isinstance(obj, dict) else None
@@ -271,6 +283,7 @@ def evaluate(
                     f"heatpose: warning: checkpoint metadata differs from the config: {problem}",
                     file=sys.stderr,
                 )
+        dataset = build_dataset(cfg, "val", boxes=boxes, schema=schema)  # images checked before inference
         model.to(info.device)
         preds = predict_dataset(
             model,
@@ -284,7 +297,7 @@ def evaluate(
         )
         stats: dict[str, float] = {}
         if is_main_process():
-            results, stats = score_coco(preds, cfg, dataset.coco_gt)
+            results, stats = score_coco(preds, cfg, schema, dataset.coco_gt)
             if out_dir is None:
                 out_dir = Path(checkpoint).parent / f"eval_{boxes_tag(boxes)}{'' if flip else '_noflip'}"
             header = [

@@ -287,15 +287,22 @@ def describe_gt(gt: CocoGT) -> list[str]:
 
 
 def score_command(
-    gt_path: str, preds_path: str, as_json: bool = False, out: TextIO | None = None, category: str | int = ""
+    gt_path: str,
+    preds_path: str,
+    as_json: bool = False,
+    out: TextIO | None = None,
+    sigmas: np.ndarray | None = None,
+    category: str | int = "",
 ) -> int:
     """``heatpose score --gt GT.json --preds RESULTS.json [--json]``: print the stats, return 0.
 
-    With ``--json`` the notes about the GT go to stderr and undefined stats are null.
+    ``sigmas``: OKS sigmas of a custom keypoint set (None: pycocotools' COCO-17 ones);
+    ``category``: the GT category to score (docs/coco_json.md). With ``--json`` the notes about
+    the GT go to stderr and undefined stats are null.
     """
     out = sys.stdout if out is None else out
     gt = load_gt(gt_path, category)
-    stats = evaluate_keypoints(gt, preds_path)
+    stats = evaluate_keypoints(gt, preds_path, sigmas=sigmas)
     if as_json:
         for line in gt.notes:
             print(note_line(line), file=sys.stderr)
