@@ -250,10 +250,10 @@ def test_flip_test_of_a_symmetric_model_changes_nothing():
     model = _MeanModel()
     flip_index = get_schema("coco").flip_index()
     plain = predict_heatmaps(model, images)
-    flipped = predict_heatmaps(model, images, flip=True, flip_index=flip_index, shift=False)
+    flipped = predict_heatmaps(model, images, flip=True, flip_index=flip_index, shift="none")
     assert plain.shape == (3, 17, 8, 6) and plain.dtype == torch.float32
     torch.testing.assert_close(flipped, plain)
-    shifted = predict_heatmaps(model, images, flip=True, flip_index=flip_index, shift=True)
+    shifted = predict_heatmaps(model, images, flip=True, flip_index=flip_index, shift="official")
     torch.testing.assert_close(shifted[..., 1:], (plain[..., 1:] + plain[..., :-1]) / 2)
 
 
