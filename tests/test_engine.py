@@ -29,7 +29,7 @@ from heatpose.engine.optim import (
     OptimStep,
     build_optimizer,
     build_scheduler,
-    cpu_has_amx,
+    cpu_has_native_bf16,
     lr_factor_at,
     resolve_amp_dtype,
 )
@@ -97,7 +97,7 @@ def test_optim_step_clips_gradients():
 def test_amp_choices_on_cpu():
     assert resolve_amp_dtype("none", CPU) is None
     assert resolve_amp_dtype("bf16", CPU) is torch.bfloat16
-    assert resolve_amp_dtype("auto", CPU) is (torch.bfloat16 if cpu_has_amx() else None)
+    assert resolve_amp_dtype("auto", CPU) is (torch.bfloat16 if cpu_has_native_bf16() else None)
     with pytest.raises(HeatposeError, match="fp16 needs a CUDA GPU"):
         resolve_amp_dtype("fp16", CPU)
     step = OptimStep(torch.optim.Adam(nn.Linear(2, 2).parameters()), CPU, amp="bf16")
