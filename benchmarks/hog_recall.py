@@ -56,7 +56,7 @@ def main() -> None:
                 groups += ["with_keypoints"] if ann.get("num_keypoints", 0) > 0 else []
                 groups += ["height>=128"] if ann["bbox"][3] >= 128 else []
                 for g in groups:
-                    found[g][0] += hit
+                    found[g][0] += int(hit)
                     found[g][1] += 1
     report = {
         g: {"recall": round(hit / max(total, 1), 3), "found": hit, "people": total}

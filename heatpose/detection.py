@@ -54,7 +54,10 @@ def whole_image_box(width: int, height: int) -> PersonBoxes:
 
 def as_person_boxes(boxes: Any, scores: Any = None, source: str = "user") -> PersonBoxes:
     """(N, 4) ``x, y, w, h`` (or (N, 5) with a score column) -> :class:`PersonBoxes`; checked."""
-    arr = np.asarray(boxes, dtype=np.float64)
+    try:
+        arr = np.asarray(boxes, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise HeatposeError("boxes must be numbers shaped (N, 4) x, y, w, h or (N, 5) with a score") from None
     if arr.size == 0:
         return PersonBoxes.empty(source)
     arr = arr.reshape(-1, arr.shape[-1]) if arr.ndim > 1 else arr.reshape(1, -1)

@@ -188,3 +188,37 @@ def parity_check(
         max_keypoint_diff_px=float(np.abs((ka - kb) * stride).max()),
         num_crops=num_crops,
     )
+
+
+def export_command(
+    checkpoint: str,
+    out: str,
+    config: str | None = None,
+    overrides: tuple[str, ...] = (),
+    input_size: tuple[int, int] | None = None,
+    opset: int = DEFAULT_OPSET,
+) -> int:
+    """``heatpose export``: write the ONNX file, then print its parity with PyTorch."""
+    import dataclasses
+
+    from heatpose.data.dataset import build_codec
+    from heatpose.models import build_model, load_model_weights
+    from heatpose.models.checkpoint import read_checkpoint
+    from heatpose.predictor import checkpoint_config
+
+    obj = read_checkpoint(checkpoint)
+    cfg = checkpoint_config(obj, checkpoint, config, tuple(overrides))
+    if input_size is not None:
+        cfg = config_from_dict(config_to_dict(cfg), [f"data.input_size=[{input_size[0]}, {input_size[1]}]"])
+    model = build_model(dataclasses.replace(cfg.model, pretrained="", weights=""))
+    load_model_weights(model, obj)
+    model.eval()
+    path = export_onnx(model, cfg, out, opset=opset)
+    runner = OnnxRunner(path)
+    parity = parity_check(model, runner, build_codec(cfg))
+    w, h = cfg.data.input_size
+    order = cfg.data.color_order.upper()
+    print(f"wrote {path}: input (batch, 3, {h}, {w}) {order}, opset {opset}, BatchNorm folded")
+    print(f"metadata: schema {cfg.data.schema}, mean {cfg.data.mean}, std {cfg.data.std}")
+    print(parity.describe())
+    return 0
