@@ -213,7 +213,7 @@ def run_bench(
             def e2e_run(fn=fn, s=settings, b=batch) -> None:
                 _end_to_end(fn, s, b, jpeg, cfg, codec, schema, device)
 
-            e2e = _time(e2e_run, max(2, iters // 2), device)
+            e2e = _time(e2e_run, iters, device)
             rows.append(
                 {
                     "path": name,
