@@ -13,6 +13,7 @@ from torch import nn
 
 from heatpose.cli import main
 from heatpose.config import config_from_dict, config_to_dict
+from heatpose.data.dataset import read_image
 from heatpose.detection import DetectionFile, HogPersonDetector, PersonBoxes
 from heatpose.engine.checkpoint import checkpoint_meta
 from heatpose.errors import HeatposeError
@@ -152,6 +153,7 @@ def test_exif_rotated_photo_gets_upright_coordinates(tmp_path):
     path.write_bytes(_jpeg_with_exif_orientation(stored, 6))  # 6: rotate 90 degrees clockwise to view
     upright = read_photo(path)
     assert upright.shape == (80, 40, 3)
+    assert read_image(path, "bgr").shape == (40, 80, 3)  # dataset readers keep the stored grid
     assert np.abs(upright.astype(int) - np.rot90(stored, k=-1).astype(int)).max() < 40  # JPEG noise only
     cfg = config_from_dict(TINY, ["model.num_deconv_layers=3"])  # 16x16 heatmaps at stride 4
     est = PoseEstimator(
