@@ -9,6 +9,12 @@ rounds the centre to an integer pixel exactly as the official code (``int(x / st
 Decoding is argmax plus a quarter-pixel step toward the higher neighbour (official), or DARK
 (Zhang et al., CVPR 2020: Taylor expansion of the log of the blurred heatmap), then the
 inverse of the crop's affine map back to image pixels.
+
+``udp=True`` is Unbiased Data Processing (Huang et al., CVPR 2020): crop and heatmap
+coordinates are pixel indices, heatmap = crop x ``(h - 1) / (w - 1)`` per axis, sub-pixel
+Gaussian centres, and the crop itself is built the same way
+(``transforms.get_affine_transform(udp=True)``), so a flip of the image, of the crop and of
+the heatmap all agree and the flip test needs no shift (:func:`flip_back` with ``shift=0``).
 """
 
 from __future__ import annotations
@@ -33,10 +39,15 @@ class HeatmapCodec:
     heatmap_size: tuple[int, int]
     sigma: float = 2.0
     subpixel: bool = False
+    udp: bool = False
 
     @property
     def stride(self) -> np.ndarray:
-        return np.array(self.input_size, np.float64) / np.array(self.heatmap_size, np.float64)
+        """Input pixels per heatmap pixel: ``input / heatmap`` (official) or, for UDP, the
+        pixel-index ratio ``(input - 1) / (heatmap - 1)``."""
+        inp = np.array(self.input_size, np.float64)
+        hm = np.array(self.heatmap_size, np.float64)
+        return (inp - 1.0) / (hm - 1.0) if self.udp else inp / hm
 
     @property
     def dark_kernel(self) -> int:
@@ -58,14 +69,14 @@ class HeatmapCodec:
             if weight[j] == 0:
                 continue
             mu = np.asarray(joints[j], np.float64) / self.stride
-            if not self.subpixel:
+            if not (self.subpixel or self.udp):
                 mu = np.trunc(mu + 0.5)  # official int(x + 0.5), which truncates toward zero
             ul = np.trunc(mu - tmp)
             br = np.trunc(mu + tmp + 1)
             if ul[0] >= w or ul[1] >= h or br[0] < 0 or br[1] < 0:
                 weight[j] = 0
                 continue
-            if self.subpixel:
+            if self.subpixel or self.udp:
                 gx = np.exp(-((xs - mu[0]) ** 2) / (2 * self.sigma**2))
                 gy = np.exp(-((ys - mu[1]) ** 2) / (2 * self.sigma**2))
             else:
@@ -91,17 +102,26 @@ class HeatmapCodec:
         return coords, maxvals
 
     def heatmap_to_image(self, coords: np.ndarray, centers: np.ndarray, scales: np.ndarray) -> np.ndarray:
-        """Official ``transform_preds``: heatmap pixels of each crop -> original image pixels.
+        """Official ``transform_preds``: heatmap pixels of each crop -> original image pixels
+        (with ``udp``, the pixel-index map of the UDP crop, so heatmap pixel 0 and ``w - 1`` are
+        the box's two edges).
 
-        The inverse of the unrotated :func:`get_affine_transform` in closed form, for all N
-        crops at once: ``x_image = (x_heatmap - heatmap_size / 2) * scale[0] * 200 / w + center``.
+        The inverse of the unrotated :func:`get_affine_transform` in closed form, for all N crops
+        at once: ``x_image = (x_heatmap - c) * image px per heatmap px + center`` with ``c`` the
+        heatmap centre (``w / 2``; ``(w - 1) / 2`` for UDP).
         """
         coords = np.asarray(coords, np.float64)
         centers = np.asarray(centers, np.float64).reshape(-1, 1, 2)
         scales = np.asarray(scales, np.float64).reshape(-1, 2)
-        pixels_per_heatmap_px = scales[:, 0] * PIXEL_STD / self.heatmap_size[0]  # (N,)
-        half = 0.5 * np.asarray(self.heatmap_size, np.float64)
-        return (coords - half) * pixels_per_heatmap_px[:, None, None] + centers
+        w, h = self.heatmap_size
+        if self.udp:
+            steps = np.array([w - 1.0, h - 1.0])
+            half = 0.5 * steps
+            pixels_per_step = scales * PIXEL_STD / steps  # (N, 2): per axis
+        else:
+            half = 0.5 * np.array([w, h], np.float64)
+            pixels_per_step = np.repeat(scales[:, :1] * PIXEL_STD / w, 2, axis=1)  # isotropic
+        return (coords - half) * pixels_per_step[:, None, :] + centers
 
     def decode_to_image(
         self,

@@ -50,7 +50,11 @@ def flip_shift_px(shift: str, input_width: int, heatmap_width: int) -> float:
 
 
 def configured_flip_shift(cfg: ExperimentConfig) -> str:
-    """The ``shift`` setting of :func:`predict_heatmaps` that ``cfg.test`` asks for."""
+    """The ``shift`` setting of :func:`predict_heatmaps` that ``cfg.test`` asks for.
+
+    UDP heatmaps flip exactly (pixel-index coordinates), so they are never shifted."""
+    if cfg.data.codec == "udp":
+        return "none"
     return cfg.test.flip_shift if cfg.test.shift_heatmap else "none"
 
 

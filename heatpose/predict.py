@@ -200,8 +200,15 @@ def predict_command(
 
     if boxes is not None:
         box_source: Any = DetectionFile(boxes, det_score_thr)
+    elif whole_image:
+        box_source = WHOLE_IMAGE
+    elif detector not in (None, HOG):
+        from heatpose.onnx_detector import OnnxPersonDetector
+
+        box_source = OnnxPersonDetector(str(detector), score_thr=det_score_thr)
+        box_source.source = f"{detector} (score >= {det_score_thr:g})"
     else:
-        box_source = WHOLE_IMAGE if whole_image else (detector or HOG)
+        box_source = HOG
     estimator = PoseEstimator.from_checkpoint(
         checkpoint,
         config=config,

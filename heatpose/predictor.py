@@ -233,7 +233,12 @@ class PoseEstimator:
             if image_path is None:
                 raise HeatposeError("a detection file matches images by file name: pass the image path")
             return self.detector.boxes_for(image_path)
-        return self.detector(image_bgr)
+        found = self.detector(image_bgr)
+        if isinstance(found, PersonBoxes):
+            return found
+        boxes, scores = found  # a detector returning (N, 4) x, y, w, h and (N,) scores
+        source = getattr(self.detector, "source", None) or str(getattr(self.detector, "path", "detector"))
+        return as_person_boxes(boxes, scores, source=source)
 
     # ------------------------------------------------------------------ poses
     def predict(

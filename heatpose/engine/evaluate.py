@@ -46,6 +46,8 @@ META_NAME = "eval_meta.json"
 
 def _describe_flip_shift(cfg: ExperimentConfig, dataset: PoseDataset) -> str:
     shift = configured_flip_shift(cfg)
+    if cfg.data.codec == "udp":
+        return " (UDP: flipped heatmaps align exactly, not shifted)"
     if shift == "none":
         return " (flipped heatmaps not shifted)"
     px = flip_shift_px(shift, dataset.codec.input_size[0], dataset.codec.heatmap_size[0])
