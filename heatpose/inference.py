@@ -190,17 +190,20 @@ def crop_batch(
     input_size: tuple[int, int],
     mean: np.ndarray,
     std: np.ndarray,
+    udp: bool = False,
 ) -> torch.Tensor:
     """One image, N people -> (N, 3, H, W) float32 normalised crops (as :class:`PoseDataset`).
 
     ``image`` is HxWx3 uint8 already in the network's colour order; ``centers``/``scales`` are
-    (N, 2) in the official box units. The warps are cv2 calls (one per person, each fast);
-    normalisation runs once over the whole uint8 batch.
+    (N, 2) in the official box units; ``udp`` selects the pixel-index crop of the UDP codec.
+    The warps are cv2 calls (one per person, each fast); normalisation runs once over the
+    whole uint8 batch.
     """
     w, h = input_size
     crops = np.empty((len(centers), h, w, 3), np.uint8)
     for i in range(len(centers)):
-        crops[i] = warp_crop(image, get_affine_transform(centers[i], scales[i], 0.0, input_size), input_size)
+        matrix = get_affine_transform(centers[i], scales[i], 0.0, input_size, udp=udp)
+        crops[i] = warp_crop(image, matrix, input_size)
     batch = torch.from_numpy(crops).permute(0, 3, 1, 2).float()
     scale = torch.from_numpy((1.0 / (255.0 * np.asarray(std, np.float32))).reshape(1, 3, 1, 1))
     offset = torch.from_numpy(
@@ -245,7 +248,8 @@ def estimate_poses(
     keypoints, scores = [], []
     for start in range(0, len(centers), settings.batch_size):
         sl = slice(start, start + settings.batch_size)
-        crops = crop_batch(image, centers[sl], scales[sl], codec.input_size, mean, std).to(device)
+        crops = crop_batch(image, centers[sl], scales[sl], codec.input_size, mean, std, codec.udp)
+        crops = crops.to(device)
         if settings.channels_last:
             crops = crops.contiguous(memory_format=torch.channels_last)
         with autocast_context(device, settings.amp_dtype):

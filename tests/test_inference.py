@@ -52,31 +52,35 @@ def test_flip_shift_spellings():
     cfg = config_from_dict({"test": {"shift_heatmap": False, "flip_shift": "exact"}})
     assert configured_flip_shift(cfg) == "none"
     assert configured_flip_shift(config_from_dict({"test": {"flip_shift": "exact"}})) == "exact"
+    assert configured_flip_shift(config_from_dict({"data": {"codec": "udp"}})) == "none"
 
 
-def test_crop_batch_matches_the_dataset_crop():
+@pytest.mark.parametrize("udp", [False, True])
+def test_crop_batch_matches_the_dataset_crop(udp):
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)
     mean, std = np.array([0.4, 0.5, 0.6], np.float32), np.array([0.2, 0.25, 0.3], np.float32)
     boxes = [(10, 5, 40, 70), (60, 20, 50, 60)]
     cs = [box_to_center_scale(b, 48 / 64) for b in boxes]
     centers, scales = np.stack([c for c, _ in cs]), np.stack([s for _, s in cs])
-    batch = crop_batch(image, centers, scales, (48, 64), mean, std)
+    batch = crop_batch(image, centers, scales, (48, 64), mean, std, udp)
     assert batch.shape == (2, 3, 64, 48) and batch.dtype == torch.float32
     for i in range(2):
-        crop = warp_crop(image, get_affine_transform(centers[i], scales[i], 0.0, (48, 64)), (48, 64))
+        matrix = get_affine_transform(centers[i], scales[i], 0.0, (48, 64), udp=udp)
+        crop = warp_crop(image, matrix, (48, 64))
         torch.testing.assert_close(batch[i], normalize_image(crop, mean, std), atol=1e-5, rtol=1e-5)
 
 
-def test_vectorised_back_projection_equals_the_affine_inverse():
-    codec = HeatmapCodec((192, 256), (48, 64))
+@pytest.mark.parametrize("udp", [False, True])
+def test_vectorised_back_projection_equals_the_affine_inverse(udp):
+    codec = HeatmapCodec((192, 256), (48, 64), udp=udp)
     rng = np.random.default_rng(1)
     coords = rng.uniform(0, 48, (5, 17, 2))
     centers = rng.uniform(50, 500, (5, 2))
     scales = rng.uniform(0.3, 2.0, (5, 2))
     out = codec.heatmap_to_image(coords, centers, scales)
     for i in range(5):
-        inv = get_affine_transform(centers[i], scales[i], 0.0, (48, 64), inverse=True)
+        inv = get_affine_transform(centers[i], scales[i], 0.0, (48, 64), inverse=True, udp=udp)
         np.testing.assert_allclose(out[i], apply_affine(coords[i], inv), atol=1e-9)
 
 
