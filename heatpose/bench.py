@@ -357,6 +357,13 @@ def bench_command(
         raise HeatposeError("heatpose bench needs --checkpoint or --config")
     if iters < 1 or not batches or min(batches) < 1:
         raise HeatposeError("--iters and every --batch must be >= 1")
+    unknown = [b for b in backends or () if b not in PATHS]
+    if unknown:
+        raise HeatposeError(f"unknown bench path {unknown[0]!r}; choose from {', '.join(PATHS)}")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise HeatposeError(f"--device {device!r}: use cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise HeatposeError("--device cuda: no CUDA GPU is visible to torch here")
     if checkpoint is not None:
         from heatpose.models.checkpoint import read_checkpoint
         from heatpose.predictor import checkpoint_config

@@ -32,6 +32,7 @@ from heatpose.keypoints import get_schema
 INPUT_NAME = "input"
 OUTPUT_NAME = "heatmaps"
 DEFAULT_OPSET = 17
+MIN_OPSET, MAX_OPSET = 11, 21  # opsets checked with the TorchScript exporter of torch 2.13
 CONFIG_KEY = "heatpose_config"
 
 
@@ -80,6 +81,8 @@ def onnx_bytes(
 ) -> bytes:
     """The serialised ONNX model of :func:`export_onnx`, checked by ``onnx.checker``."""
     onnx = _require_onnx()
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise HeatposeError(f"--opset {opset}: use an ONNX opset from {MIN_OPSET} to {MAX_OPSET}")
     w, h = input_size or tuple(cfg.data.input_size)
     if w % 32 or h % 32 or w <= 0 or h <= 0:
         raise HeatposeError(f"--input-size {w} {h}: width and height must be positive multiples of 32")

@@ -107,3 +107,16 @@ def test_bench_reports_every_path_against_the_eager_baseline(tiny):
     assert report["gflops_per_image"] == pytest.approx(model_flops(model, (1, 3, 96, 64)) / 1e9)
     text = format_report(report)
     assert "eager-fp32" in text and "share of ceiling" in text and "GFLOP per image" in text
+
+
+def test_export_and_bench_refuse_bad_arguments_in_one_line(tiny, tmp_path, capsys):
+    path = str(tiny[0])
+    assert main(["export", "--checkpoint", path, "--out", str(tmp_path / "m.onnx"), "--opset", "5"]) == 2
+    assert "--opset 5" in capsys.readouterr().err
+    out = str(tmp_path / "m.onnx")
+    assert main(["export", "--checkpoint", path, "--out", out, "--input-size", "50", "64"]) == 2
+    assert "multiples of 32" in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()
+    assert main(["bench", "--checkpoint", path, "--backends", "tensorrt", "--batch", "1"]) == 2
+    assert "unknown bench path" in capsys.readouterr().err
+    assert main(["bench"]) == 2
