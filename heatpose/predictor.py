@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from heatpose.codec import HeatmapCodec
-from heatpose.config import ExperimentConfig, config_from_dict, load_config
+from heatpose.config import ExperimentConfig, config_from_dict, config_to_dict, load_config
 from heatpose.data.dataset import build_codec
 from heatpose.data.transforms import box_to_center_scale
 from heatpose.detection import (
@@ -127,7 +127,7 @@ def checkpoint_config(
     if isinstance(obj, dict) and isinstance(obj.get("config"), dict):
         return config_from_dict(obj["config"], overrides)
     if isinstance(meta, dict) and "input_size" in meta and "color_order" in meta:
-        return _config_from_meta(meta)
+        return config_from_dict(config_to_dict(_config_from_meta(meta)), overrides)
     raise HeatposeError(f"{path} carries no heatpose metadata (a foreign checkpoint): {FOREIGN_HINT}")
 
 
