@@ -247,3 +247,12 @@ def test_predict_cli_errors_are_one_line(tiny, tmp_path, capsys):
     bad.write_text(json.dumps([{"image_id": 1, "bbox": [0, 0, "x", 4], "score": 1}]))
     with pytest.raises(HeatposeError, match="bbox"):
         DetectionFile(bad)
+
+
+def test_a_checkpoint_with_only_meta_builds_its_network(tiny, tmp_path):
+    _, model, cfg = tiny
+    path = tmp_path / "meta_only.pth"
+    torch.save({"model": model.state_dict(), "meta": checkpoint_meta(cfg)}, path)
+    est = PoseEstimator.from_checkpoint(path, detector="whole-image", overrides=("data.color_order=bgr",))
+    assert est.cfg.data.input_size == [64, 64] and est.cfg.model.num_deconv_layers == 2
+    assert est.color_order == "bgr"
