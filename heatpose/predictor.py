@@ -49,7 +49,7 @@ from heatpose.inference import InferenceSettings, configured_flip_shift, estimat
 from heatpose.keypoints import KeypointSchema, get_schema
 from heatpose.media import read_photo, to_color_order
 from heatpose.models import build_model, load_model_weights
-from heatpose.models.checkpoint import read_checkpoint
+from heatpose.models.checkpoint import migrate_state_dict, read_checkpoint
 
 BACKENDS = ("torch", "onnx")
 PRECISIONS = ("fp32", "bf16")
@@ -86,25 +86,30 @@ class PersonPose:
 # --------------------------------------------------------------------------- configs
 
 
-def _config_from_meta(meta: dict[str, Any]) -> ExperimentConfig:
-    """A config from a checkpoint's ``meta`` when it has no full ``config`` (older heatpose files)."""
-    w, h = meta["input_size"]
-    hm_w = meta.get("heatmap_size", [w // 4, h // 4])[0]
-    layers = {w // 32 * 2**n: n for n in (1, 2, 3)}.get(hm_w, 3)
-    tree = {
-        "model": {
-            "arch": meta.get("arch", "simple_baseline"),
-            "backbone_depth": meta.get("backbone_depth", 50),
-            "num_joints": meta.get("num_joints", 17),
-            "num_deconv_layers": layers,
-        },
-        "data": {
-            key: meta[key]
-            for key in ("schema", "input_size", "color_order", "mean", "std", "sigma")
-            if key in meta
-        },
+def _config_from_meta(meta: dict[str, Any], obj: Any) -> ExperimentConfig:
+    """A config from a checkpoint's ``meta`` when it has no full ``config`` (older heatpose files).
+
+    ``meta`` has no head shape, so the deconv layers, filters and kernels are read off the
+    weights (``head.deconv_layers.{0,3,6}.weight`` is (in, filters, k, k)).
+    """
+    state = migrate_state_dict(obj)
+    deconvs = [k for k in state if k.startswith("head.deconv_layers.") and k.endswith(".weight")]
+    deconvs = [k for k in deconvs if state[k].ndim == 4]
+    model: dict[str, Any] = {
+        "arch": meta.get("arch", "simple_baseline"),
+        "backbone_depth": meta.get("backbone_depth", 50),
+        "num_joints": meta.get("num_joints", 17),
     }
-    return config_from_dict(tree)
+    if deconvs:
+        first = state[deconvs[0]]
+        model.update(
+            num_deconv_layers=len(deconvs), num_deconv_filters=first.shape[1], deconv_kernel=first.shape[2]
+        )
+    final = state.get("head.final_layer.weight")
+    if final is not None and final.ndim == 4:
+        model["final_conv_kernel"] = final.shape[2]
+    data = {k: meta[k] for k in ("schema", "input_size", "color_order", "mean", "std", "sigma") if k in meta}
+    return config_from_dict({"model": model, "data": data})
 
 
 def checkpoint_config(
@@ -127,7 +132,7 @@ def checkpoint_config(
     if isinstance(obj, dict) and isinstance(obj.get("config"), dict):
         return config_from_dict(obj["config"], overrides)
     if isinstance(meta, dict) and "input_size" in meta and "color_order" in meta:
-        return config_from_dict(config_to_dict(_config_from_meta(meta)), overrides)
+        return config_from_dict(config_to_dict(_config_from_meta(meta, obj)), overrides)
     raise HeatposeError(f"{path} carries no heatpose metadata (a foreign checkpoint): {FOREIGN_HINT}")
 
 
