@@ -60,11 +60,10 @@ def draw_poses(
         if draw_boxes:
             x, y, bw, bh = (float(v) for v in pose.box)  # type: ignore[attr-defined]
             cv2.rectangle(canvas, _point((x, y)), _point((x + bw, y + bh)), BOX_COLOR, unit, cv2.LINE_AA)
-            label = f"{pose.score:.2f} (box {pose.box_score:.2f})"  # type: ignore[attr-defined]
-            org = _point((x + 2, max(y - 4, 12 * unit)))
-            cv2.putText(
-                canvas, label, org, cv2.FONT_HERSHEY_SIMPLEX, 0.4 * unit, BOX_COLOR, unit, cv2.LINE_AA
-            )
+            label = f"pose {pose.score:.2f}, box {pose.box_score:.2f}"  # type: ignore[attr-defined]
+            org = _point((x + 2, max(y - 4, 10 * unit)))
+            font, thickness = 0.3 * unit, max(1, unit // 2)
+            cv2.putText(canvas, label, org, cv2.FONT_HERSHEY_SIMPLEX, font, BOX_COLOR, thickness, cv2.LINE_AA)
     # faded = what was drawn below the threshold, at 35 % opacity over the clean image
     low = np.any(faded != image_bgr, axis=2)
     canvas[low] = (0.35 * faded[low] + 0.65 * canvas[low]).astype(np.uint8)
