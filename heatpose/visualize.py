@@ -18,6 +18,7 @@ from heatpose.keypoints import KeypointSchema
 
 _CMAP = matplotlib.colormaps["RdYlGn"]
 BOX_COLOR = (255, 160, 0)  # BGR: light blue
+OUTLINE = (20, 20, 20)
 
 
 def score_color(score: float) -> tuple[int, int, int]:
@@ -53,9 +54,11 @@ def draw_poses(
             score = min(kpts[a, 2], kpts[b, 2])
             target = canvas if score >= score_thr else faded
             pa, pb = _point(kpts[a]), _point(kpts[b])
+            cv2.line(target, pa, pb, OUTLINE, 2 * unit + 2, cv2.LINE_AA)  # dark rim: visible on any scene
             cv2.line(target, pa, pb, score_color(score), 2 * unit, cv2.LINE_AA)
         for j in range(len(kpts)):
             target = canvas if kpts[j, 2] >= score_thr else faded
+            cv2.circle(target, _point(kpts[j]), 2 * unit + 2, OUTLINE, -1, cv2.LINE_AA)
             cv2.circle(target, _point(kpts[j]), 2 * unit + 1, score_color(kpts[j, 2]), -1, cv2.LINE_AA)
         if draw_boxes:
             x, y, bw, bh = (float(v) for v in pose.box)  # type: ignore[attr-defined]
