@@ -1,4 +1,6 @@
-"""``heatpose`` command line: synth | train | eval | score | predict | export | bench.
+"""``heatpose`` command line: synth | train | eval | score | track | demo | reproduce | predict | ...
+
+Subcommands also: export, bench, convert, browse.
 
 Each subcommand is a thin layer over a library function; a :class:`HeatposeError` becomes one
 line on stderr and exit status 2, so users never see a traceback for their own mistakes.
@@ -15,26 +17,55 @@ from heatpose.errors import HeatposeError
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from heatpose.data.synthetic import write_synthetic_dataset
+    from heatpose.data.synthetic import write_synthetic_dataset, write_synthetic_videos
 
+    if args.keypoints and (args.video or (args.layout or "coco") != "coco"):
+        raise HeatposeError(
+            "synth --keypoints remaps COCO-layout still images (not --video or --layout mpii)"
+        )
+    if args.video:
+        summary = write_synthetic_videos(
+            args.out_dir,
+            num_videos=args.num_videos,
+            seed=args.seed,
+            num_frames=args.frames,
+            image_size=(args.width, args.height),
+            split_name=args.split,
+            layout=args.layout or "posetrack",
+            progress=not args.quiet,
+            overwrite=args.overwrite,
+            mp4=args.mp4,
+        )
+        print(
+            f"wrote {summary['num_videos']} clips, {summary['num_frames']} frames, "
+            f"{summary['num_people']} person-frames to {args.out_dir}"
+        )
+        return 0
     summary = write_synthetic_dataset(
         args.out_dir,
         num_images=args.num_images,
         seed=args.seed,
-        layout=args.layout,
+        layout=args.layout or "coco",
         image_size=(args.width, args.height),
         split_name=args.split,
         progress=not args.quiet,
+        overwrite=args.overwrite,
     )
     print(f"wrote {summary.get('num_images')} images, {summary.get('num_people')} people to {args.out_dir}")
+    if args.keypoints:  # a custom keypoint set: subset / rename / reorder the joints (data/remap.py)
+        from heatpose.data.remap import remap_synthetic_split
+
+        ann, schema = remap_synthetic_split(args.out_dir, args.split, args.keypoints)
+        print(f"remapped {ann} to the joints of {args.keypoints}; schema file for data.schema: {schema}")
     return 0
 
 
 def _train(args: argparse.Namespace) -> int:
     from heatpose.config import load_config
+
+    cfg = load_config(args.config, args.set)  # before importing torch: a bad config fails fast
     from heatpose.engine.train import train
 
-    cfg = load_config(args.config, args.set)
     work_dir = args.work_dir or str(Path("work_dirs") / Path(args.config).stem)
     train(cfg, work_dir, resume=args.resume)
     return 0
@@ -42,17 +73,52 @@ def _train(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from heatpose.config import load_config
-    from heatpose.engine.evaluate import evaluate
 
     cfg = load_config(args.config, args.set)
+    from heatpose.engine.evaluate import evaluate
+
     evaluate(cfg, args.checkpoint, boxes=args.boxes, flip=args.flip, out_dir=args.out_dir)
     return 0
 
 
 def _score(args: argparse.Namespace) -> int:
-    from heatpose.evaluation.coco import score_command
+    if args.metric == "posetrack":
+        from heatpose.evaluation.posetrack import score_posetrack_command
 
-    return score_command(args.gt, args.preds, as_json=args.json)
+        return score_posetrack_command(args.gt, args.preds, args.poseval_compat, as_json=args.json)
+    if args.metric != "coco":
+        from heatpose.evaluation.keypoint_metrics import keypoint_metric_command
+
+        return keypoint_metric_command(
+            args.gt, args.preds, args.metric, thr=args.thr, norm=args.norm, auc_px=args.auc_norm,
+            auc_steps=args.auc_steps, as_json=args.json, plot=args.plot,
+        )  # fmt: skip
+    from heatpose.evaluation.coco import score_command
+    from heatpose.schema_io import sigmas_for_ground_truth
+
+    sigmas, info = sigmas_for_ground_truth(args.gt, args.schema)
+    if info is not None:  # a custom keypoint set: say which sigmas AP uses
+        print(info.describe(), file=sys.stderr)
+    return score_command(args.gt, args.preds, as_json=args.json, sigmas=sigmas)
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from heatpose.convert import convert_command
+
+    return convert_command(args.tool, args.input, args.out, args.schema)
+
+
+def _browse(args: argparse.Namespace) -> int:
+    from heatpose.browse import browse_command
+
+    browse_command(args.config, args.set, args.split, args.num, args.out)
+    return 0
+
+
+def _track(args: argparse.Namespace) -> int:
+    from heatpose.tracking.run import track_command
+
+    return track_command(args)
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -180,11 +246,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out_dir")
     p.add_argument("--num-images", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--layout", choices=("coco", "mpii"), default="coco")
+    p.add_argument(
+        "--layout",
+        choices=("coco", "mpii", "posetrack"),
+        default=None,
+        help="joints written: coco (default for images) | mpii (images) | posetrack (default for --video)",
+    )
     p.add_argument("--split", default="train", help="split name used in file names (train, val, ...)")
     p.add_argument("--width", type=int, default=320)
     p.add_argument("--height", type=int, default=256)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true", help="replace a split that already exists in OUT_DIR")
+    p.add_argument(
+        "--video", action="store_true", help="write tracking clips in PoseTrack18 format instead of stills"
+    )
+    p.add_argument("--num-videos", type=int, default=4, help="clips to write with --video")
+    p.add_argument("--frames", type=int, default=24, help="frames per clip with --video")
+    p.add_argument("--mp4", action="store_true", help="with --video: also write videos/<split>/<clip>.mp4")
+    p.add_argument(
+        "--keypoints", default=None, metavar="SUBSET.yaml",
+        help="write the people with a subset/renaming of the joints (new name: source joint; layout coco)",
+    )  # fmt: skip
     p.set_defaults(func=_synth)
 
     p = sub.add_parser("train", help="train a model from a YAML experiment config")
@@ -207,12 +289,80 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default=None)
     p.set_defaults(func=_eval)
 
-    p = sub.add_parser("score", help="COCO keypoint AP/AR of a results json against GT")
-    p.add_argument("--gt", required=True, help="person_keypoints_*.json")
-    p.add_argument("--preds", required=True, help="COCO keypoint results json")
+    p = sub.add_parser(
+        "score", help="COCO keypoint AP/AR (or PCK, AUC, EPE, PoseTrack) of results against GT"
+    )
+    p.add_argument(
+        "--gt", required=True, help="person_keypoints_*.json (posetrack: a GT json or folder of them)"
+    )
+    p.add_argument(
+        "--preds", required=True, help="COCO keypoint results json (posetrack: tracks json or folder)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument(
+        "--metric",
+        choices=("coco", "pck", "auc", "epe", "posetrack"),
+        default="coco",
+        help="coco: keypoint AP/AR; pck/auc/epe: MMPose's definitions, for any keypoint set; "
+        "posetrack: poseval's per-joint AP and MOTA (GT/preds: json or folder)",
+    )
+    p.add_argument(
+        "--poseval-compat",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="posetrack: reproduce poseval's two quirks (default; see docs/tracking.md)",
+    )
+    p.add_argument("--thr", type=float, default=0.05, help="PCK threshold (MMPose default 0.05)")
+    p.add_argument("--norm", default="bbox", help="PCK normaliser: bbox (max(w, h)) or two joint names A,B")
+    p.add_argument("--auc-norm", type=float, default=30.0, help="AUC normaliser in pixels (MMPose: 30)")
+    p.add_argument("--auc-steps", type=int, default=20, help="AUC thresholds (MMPose: 20)")
+    p.add_argument("--plot", default=None, metavar="PNG", help="pck/auc/epe: write a per-joint bar chart")
+    p.add_argument(
+        "--schema", default=None,
+        help="coco: OKS sigmas of this schema (name or file); default: COCO-17's or the GT category's",
+    )  # fmt: skip
     p.set_defaults(func=_score)
     _add_predict_parsers(sub)
+
+    p = sub.add_parser("convert", help="convert a labelme / CVAT / Label Studio export to COCO keypoints")
+    p.add_argument("--from", dest="tool", required=True, choices=("labelme", "cvat-xml", "label-studio"))
+    p.add_argument(
+        "input", help="labelme json or directory of them; CVAT for images 1.1 xml; Label Studio json"
+    )
+    p.add_argument("--out", required=True, help="COCO keypoints json to write")
+    p.add_argument("--schema", default=None, help="schema yaml/json: joint order (keypoints), skeleton, name")
+    p.set_defaults(func=_convert)
+
+    p = sub.add_parser("browse", help="draw augmented training samples and a data summary, with warnings")
+    p.add_argument("config")
+    p.add_argument("--split", choices=("train", "val"), default="train")
+    p.add_argument("--num", type=int, default=8, help="samples to draw")
+    p.add_argument("--out", default=None, help="default: browse_<config name>_<split>/")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=_browse)
+
+    p = sub.add_parser("track", help="track people's poses through a video (PoseTrack18 json out)")
+    p.add_argument("input", help="a video file or a folder of frames")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--config", default=None, help="recipe config (needed for non-heatpose checkpoints)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    boxes = p.add_mutually_exclusive_group(required=True)
+    boxes.add_argument(
+        "--boxes", default=None, help="person detections json (COCO results, image_id = frame id)"
+    )
+    boxes.add_argument("--detector", choices=("hog",), default=None, help="detect people with OpenCV's HOG")
+    p.add_argument("--out", required=True, help="tracking results json (PoseTrack18)")
+    p.add_argument("--vis", default=None, help="also write the tracks drawn on the frames to this .mp4")
+    p.add_argument(
+        "--tracker",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="tracker setting, e.g. similarity=oks",
+    )
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None, help="flip test")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_track)
 
     p = sub.add_parser(
         "demo", help="synthetic data -> train -> evaluate -> predict -> track, with an index.html report"
@@ -237,13 +387,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(err: BaseException) -> str:
+    """The user-facing line of an error, also when a DataLoader worker raised it.
+
+    PyTorch re-raises a worker's exception in the main process as the same type whose message
+    is ``"Caught X in DataLoader worker process N.\nOriginal Traceback ...\nX: message"``;
+    the line the user needs is the original message at the end.
+    """
+    text = str(err).strip()
+    if "Original Traceback" in text:
+        last = text.splitlines()[-1]
+        head, sep, message = last.partition(": ")
+        text = message if sep and " " not in head else last
+    if isinstance(err, OSError) and err.strerror:
+        text = f"{err.filename}: {err.strerror}" if err.filename else err.strerror
+    lines = text.splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
     except HeatposeError as err:
-        print(f"heatpose: error: {err}", file=sys.stderr)
+        print(f"heatpose: error: {one_line(err)}", file=sys.stderr)
+        return 2
+    except OSError as err:  # the environment: read-only folder, a file where a folder should be, disk full
+        print(f"heatpose: error: {one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("heatpose: interrupted", file=sys.stderr)

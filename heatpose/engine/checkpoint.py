@@ -6,8 +6,10 @@ A heatpose checkpoint is a dict::
     {"model": state_dict (no "module." prefix), "optimizer", "scheduler", "scaler",
      "epoch": completed epochs, "step": optimiser steps, "best_metric": float | None,
      "rng": {"python", "numpy", "torch", "cuda"}, "config": resolved config dict,
+     "best_epoch": int | None, "history": [{"epoch", "train_loss", "lr", val metrics...}],
+     "config_history": [{"epoch", "changes": {key: [old, new]}}]  (see engine/resume.py),
      "meta": {"arch", "backbone_depth", "schema", "num_joints", "input_size",
-              "heatmap_size", "color_order", "mean", "std", "sigma", "codec"}}
+              "heatmap_size", "color_order", "mean", "std", "sigma", "codec", "keypoint_schema"}}
 
 ``meta`` states what a user of the weights must know to feed them (input size, colour
 order, mean/std) without the config file. Every file is written to a temporary name in the
@@ -27,6 +29,7 @@ from heatpose.config import ExperimentConfig, config_to_dict
 from heatpose.errors import HeatposeError
 from heatpose.io import atomic_write
 from heatpose.models.checkpoint import read_checkpoint
+from heatpose.schema_io import schema_for_config, schema_to_dict
 
 CHECKPOINT_KEYS = (
     "model", "optimizer", "scheduler", "scaler", "epoch", "step", "best_metric", "rng", "config",
@@ -34,8 +37,31 @@ CHECKPOINT_KEYS = (
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` through :func:`atomic_write`."""
-    return atomic_write(path, lambda f: torch.save(obj, f))
+    """``torch.save`` through :func:`atomic_write`.
+
+    The disk must have room for the tensors first (:func:`estimated_size`), so a nearly full
+    disk fails before anything is written, with the size it needs in the error line.
+    """
+    return atomic_write(path, lambda f: torch.save(obj, f), size_hint=estimated_size(obj))
+
+
+def estimated_size(obj: Any) -> int:
+    """Bytes ``torch.save(obj)`` will write, about: every distinct tensor storage + 64 KiB."""
+    seen: dict[int, int] = {}
+
+    def walk(x: Any) -> None:
+        if isinstance(x, torch.Tensor):
+            storage = x.untyped_storage()
+            seen[storage.data_ptr() or id(storage)] = storage.nbytes()
+        elif isinstance(x, dict):
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, (list, tuple)):
+            for v in x:
+                walk(v)
+
+    walk(obj)
+    return sum(seen.values()) + 2**16
 
 
 # --------------------------------------------------------------------------- RNG state
@@ -92,6 +118,8 @@ def checkpoint_meta(cfg: ExperimentConfig) -> dict[str, Any]:
         "std": list(cfg.data.std),
         "sigma": cfg.data.sigma,
         "codec": cfg.data.codec,
+        # the whole schema (names, flip pairs, skeleton, sigmas, ...): eval/predict need nothing else
+        "keypoint_schema": schema_to_dict(schema_for_config(cfg)),
     }
 
 
@@ -101,11 +129,17 @@ def meta_mismatches(meta: dict[str, Any], cfg: ExperimentConfig) -> list[str]:
     out = []
     for key, value in meta.items():
         if key in expected and _normalise(value) != _normalise(expected[key]):
+            if isinstance(value, dict):  # the keypoint schema: too long to print whole
+                diff = sorted(k for k in {**value, **expected[key]} if value.get(k) != expected[key].get(k))
+                out.append(f"{key}: checkpoint and config differ in {', '.join(diff)}")
+                continue
             out.append(f"{key}: checkpoint {value}, config {expected[key]}")
     return out
 
 
 def _normalise(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _normalise(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_normalise(v) for v in value]
     if isinstance(value, float):
@@ -122,8 +156,15 @@ def make_checkpoint(
     epoch: int,
     step: int,
     best_metric: float | None,
+    best_epoch: int | None = None,
+    history: list[dict[str, Any]] | None = None,
+    config_history: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The full training state; ``model`` must be the bare model (no DDP wrapper)."""
+    """The full training state; ``model`` must be the bare model (no DDP wrapper).
+
+    ``history`` (one dict of metrics per finished epoch) lets a resume rewrite metrics.csv
+    whatever happened to the file; ``best_epoch`` lets it repair a missing ``best.pth``.
+    """
     return {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -132,6 +173,9 @@ def make_checkpoint(
         "epoch": epoch,
         "step": step,
         "best_metric": best_metric,
+        "best_epoch": best_epoch,
+        "history": list(history or []),
+        "config_history": list(config_history or []),
         "rng": rng_state(),
         "config": config_to_dict(cfg),
         "meta": checkpoint_meta(cfg),
