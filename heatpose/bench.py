@@ -47,8 +47,8 @@ from heatpose.errors import HeatposeError
 from heatpose.fastpath import optimize_for_inference
 from heatpose.inference import InferenceSettings, autocast_context, estimate_poses
 from heatpose.io import atomic_write_json
-from heatpose.keypoints import get_schema
-from heatpose.models import build_model, load_model_weights
+from heatpose.models import build_model
+from heatpose.schema_io import resolve_num_joints, schema_for_config
 
 PATHS = ("eager-fp32", "torch-fp32", "torch-bf16", "onnx-fp32")
 
@@ -194,7 +194,7 @@ def run_bench(
     device = torch.device(device)
     w, h = cfg.data.input_size
     codec = build_codec(cfg)
-    schema = get_schema(cfg.data.schema)
+    schema = schema_for_config(cfg)
     flops = model_flops(model.to(device), (1, 3, h, w))
     native_bf16 = device.type == "cuda" or cpu_has_native_bf16()
     peaks32: list[float] = []
@@ -388,15 +388,12 @@ def bench_command(
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise HeatposeError("--device cuda: no CUDA GPU is visible to torch here")
     if checkpoint is not None:
-        from heatpose.models.checkpoint import read_checkpoint
-        from heatpose.predictor import checkpoint_config
+        from heatpose.predictor import load_network
 
-        obj = read_checkpoint(checkpoint)
-        cfg = checkpoint_config(obj, checkpoint, config, overrides)
-        model = build_model(dataclasses.replace(cfg.model, pretrained="", weights=""))
-        load_model_weights(model, obj)
+        model, cfg, _ = load_network(checkpoint, config, overrides)
     else:
         cfg = load_config(config, overrides)
+        cfg = resolve_num_joints(cfg, schema_for_config(cfg))
         model = build_model(dataclasses.replace(cfg.model, pretrained="", weights=""))
     report = run_bench(model, cfg, batches, list(backends or PATHS), iters, device)
     report["command_source"] = checkpoint or config

@@ -27,13 +27,15 @@ from heatpose.config import ExperimentConfig, config_from_dict, config_to_dict
 from heatpose.errors import HeatposeError
 from heatpose.fastpath import fold_batchnorm
 from heatpose.io import atomic_write_bytes
-from heatpose.keypoints import get_schema
+from heatpose.keypoints import KeypointSchema
+from heatpose.schema_io import schema_for_config, schema_from_dict, schema_to_dict
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "heatmaps"
 DEFAULT_OPSET = 17
 MIN_OPSET, MAX_OPSET = 11, 21  # opsets checked with the TorchScript exporter of torch 2.13
 CONFIG_KEY = "heatpose_config"
+SCHEMA_KEY = "keypoint_schema"
 
 
 def _require_onnx() -> Any:
@@ -44,9 +46,9 @@ def _require_onnx() -> Any:
     return onnx
 
 
-def onnx_metadata(cfg: ExperimentConfig) -> dict[str, str]:
+def onnx_metadata(cfg: ExperimentConfig, schema: KeypointSchema | None = None) -> dict[str, str]:
     """String metadata props: what a consumer of the file needs to prepare its input."""
-    schema = get_schema(cfg.data.schema)
+    schema = schema or schema_for_config(cfg)
     return {
         "schema": schema.name,
         "joint_names": json.dumps(list(schema.joint_names)),
@@ -59,6 +61,7 @@ def onnx_metadata(cfg: ExperimentConfig) -> dict[str, str]:
         "std": json.dumps(list(cfg.data.std)),
         "input_layout": "NCHW float32, (pixel / 255 - mean) / std in color_order",
         CONFIG_KEY: json.dumps(config_to_dict(cfg)),
+        SCHEMA_KEY: json.dumps(schema_to_dict(schema)),
     }
 
 
@@ -68,9 +71,10 @@ def export_onnx(
     out: str | Path,
     input_size: tuple[int, int] | None = None,
     opset: int = DEFAULT_OPSET,
+    schema: KeypointSchema | None = None,
 ) -> Path:
     """Export ``model`` (BN folded) to ``out`` atomically; ``input_size`` (W, H) defaults to the config's."""
-    return atomic_write_bytes(out, onnx_bytes(model, cfg, input_size, opset))
+    return atomic_write_bytes(out, onnx_bytes(model, cfg, input_size, opset, schema))
 
 
 def onnx_bytes(
@@ -78,6 +82,7 @@ def onnx_bytes(
     cfg: ExperimentConfig,
     input_size: tuple[int, int] | None = None,
     opset: int = DEFAULT_OPSET,
+    schema: KeypointSchema | None = None,
 ) -> bytes:
     """The serialised ONNX model of :func:`export_onnx`, checked by ``onnx.checker``."""
     onnx = _require_onnx()
@@ -104,7 +109,7 @@ def onnx_bytes(
             do_constant_folding=True,
         )
     proto = onnx.load_from_string(buffer.getvalue())
-    for key, value in onnx_metadata(cfg).items():
+    for key, value in onnx_metadata(cfg, schema).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.checker.check_model(proto)
@@ -143,6 +148,12 @@ class OnnxRunner:
         if CONFIG_KEY not in self.metadata:
             raise HeatposeError("this ONNX file has no heatpose metadata; export it with `heatpose export`")
         return config_from_dict(json.loads(self.metadata[CONFIG_KEY]))
+
+    def schema(self) -> KeypointSchema | None:
+        """The keypoint schema saved at export (None for files exported before it was saved)."""
+        if SCHEMA_KEY not in self.metadata:
+            return None
+        return schema_from_dict(json.loads(self.metadata[SCHEMA_KEY]), where=f"ONNX metadata {SCHEMA_KEY}")
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         array = images.detach().float().cpu().contiguous().numpy()
@@ -202,26 +213,18 @@ def export_command(
     opset: int = DEFAULT_OPSET,
 ) -> int:
     """``heatpose export``: write the ONNX file, then print its parity with PyTorch."""
-    import dataclasses
-
     from heatpose.data.dataset import build_codec
-    from heatpose.models import build_model, load_model_weights
-    from heatpose.models.checkpoint import read_checkpoint
-    from heatpose.predictor import checkpoint_config
+    from heatpose.predictor import load_network
 
-    obj = read_checkpoint(checkpoint)
-    cfg = checkpoint_config(obj, checkpoint, config, tuple(overrides))
-    if input_size is not None:
-        cfg = config_from_dict(config_to_dict(cfg), [f"data.input_size=[{input_size[0]}, {input_size[1]}]"])
-    model = build_model(dataclasses.replace(cfg.model, pretrained="", weights=""))
-    load_model_weights(model, obj)
-    model.eval()
-    path = export_onnx(model, cfg, out, opset=opset)
+    extra = () if input_size is None else (f"data.input_size=[{input_size[0]}, {input_size[1]}]",)
+    model, cfg, schema = load_network(checkpoint, config, (*overrides, *extra))
+    path = export_onnx(model, cfg, out, opset=opset, schema=schema)
     runner = OnnxRunner(path)
     parity = parity_check(model, runner, build_codec(cfg))
     w, h = cfg.data.input_size
     order = cfg.data.color_order.upper()
     print(f"wrote {path}: input (batch, 3, {h}, {w}) {order}, opset {opset}, BatchNorm folded")
-    print(f"metadata: schema {cfg.data.schema}, mean {cfg.data.mean}, std {cfg.data.std}")
+    joints = f"{schema.name} ({schema.num_joints} joints)"
+    print(f"metadata: schema {joints}, mean {cfg.data.mean}, std {cfg.data.std}")
     print(parity.describe())
     return 0

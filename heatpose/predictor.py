@@ -46,10 +46,11 @@ from heatpose.errors import HeatposeError
 from heatpose.evaluation.coco import rescore
 from heatpose.fastpath import optimize_for_inference
 from heatpose.inference import InferenceSettings, configured_flip_shift, estimate_poses
-from heatpose.keypoints import KeypointSchema, get_schema
+from heatpose.keypoints import KeypointSchema
 from heatpose.media import read_photo, to_color_order
 from heatpose.models import build_model, load_model_weights
 from heatpose.models.checkpoint import migrate_state_dict, read_checkpoint
+from heatpose.schema_io import resolve_num_joints, schema_for_config, schema_from_checkpoint
 
 BACKENDS = ("torch", "onnx")
 PRECISIONS = ("fp32", "bf16")
@@ -136,6 +137,26 @@ def checkpoint_config(
     raise HeatposeError(f"{path} carries no heatpose metadata (a foreign checkpoint): {FOREIGN_HINT}")
 
 
+def load_network(
+    path: str | Path, config: str | Path | ExperimentConfig | None = None, overrides: tuple[str, ...] = ()
+) -> tuple[torch.nn.Module, ExperimentConfig, KeypointSchema]:
+    """Network (eval mode, weights loaded), its config and keypoint schema from any checkpoint.
+
+    The schema saved in a heatpose checkpoint wins (it decides the number of heatmaps), as in
+    ``heatpose eval``; otherwise the config's ``data.schema``.
+    """
+    obj = read_checkpoint(path)
+    cfg = checkpoint_config(obj, path, config, overrides)
+    saved = schema_from_checkpoint(obj)
+    schema = saved or schema_for_config(cfg)
+    if saved is not None:
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_joints=saved.num_joints))
+    cfg = resolve_num_joints(cfg, schema)
+    net = build_model(dataclasses.replace(cfg.model, pretrained="", weights=""))
+    load_model_weights(net, obj)
+    return net.eval(), cfg, schema
+
+
 # --------------------------------------------------------------------------- the estimator
 
 
@@ -156,6 +177,7 @@ class PoseEstimator:
         backend: str = "torch",
         detector: str | DetectionFile | Callable[[np.ndarray], PersonBoxes] = HOG,
         source: str = "",
+        schema: KeypointSchema | None = None,
     ) -> None:
         self.model = model
         self.cfg = cfg
@@ -163,7 +185,7 @@ class PoseEstimator:
         self.settings = settings
         self.backend = backend
         self.source = source
-        self.schema: KeypointSchema = get_schema(cfg.data.schema)
+        self.schema: KeypointSchema = schema or schema_for_config(cfg)
         self.codec: HeatmapCodec = build_codec(cfg)
         self.color_order = cfg.data.color_order
         self.mean = np.asarray(cfg.data.mean, np.float32)
@@ -204,16 +226,14 @@ class PoseEstimator:
 
             runner = OnnxRunner(path)
             cfg = runner.config() if config is None else checkpoint_config({}, path, config, overrides)
+            schema = runner.schema() if config is None else None
             model: Callable[[torch.Tensor], torch.Tensor] = runner
         else:
-            obj = read_checkpoint(path)
-            cfg = checkpoint_config(obj, path, config, overrides)
-            net = build_model(dataclasses.replace(cfg.model, pretrained="", weights=""))
-            load_model_weights(net, obj)
+            net, cfg, schema = load_network(path, config, overrides)
             if backend == "onnx":
                 from heatpose.export import OnnxRunner, onnx_bytes
 
-                model = OnnxRunner(onnx_bytes(net, cfg))
+                model = OnnxRunner(onnx_bytes(net, cfg, schema=schema))
             else:
                 model = optimize_for_inference(net, device, fold_bn=True, channels_last=True)
         if backend == "onnx" and (precision != "fp32" or device.type != "cpu"):
@@ -226,7 +246,9 @@ class PoseEstimator:
             amp_dtype=torch.bfloat16 if precision == "bf16" else None,
             channels_last=backend == "torch",
         )
-        return cls(model, cfg, device, settings, backend=backend, detector=detector, source=str(path))
+        return cls(
+            model, cfg, device, settings, backend=backend, detector=detector, source=str(path), schema=schema
+        )
 
     # ------------------------------------------------------------------ boxes
     def person_boxes(self, image_bgr: np.ndarray, image_path: str | Path | None = None) -> PersonBoxes:
