@@ -57,6 +57,7 @@ def test_export_writes_metadata_a_dynamic_batch_and_prints_parity(tiny, tmp_path
     assert json.loads(meta["input_size"]) == [64, 96] and json.loads(meta["mean"]) == cfg.data.mean
     assert len(json.loads(meta["joint_names"])) == 17 and json.loads(meta["std"]) == cfg.data.std
     assert runner.config().data.input_size == [64, 96]
+    assert runner.schema() is not None and runner.schema().flip_index() == json.loads(meta["flip_index"])
     x = torch.randn(3, 3, 96, 64)
     with torch.inference_mode():
         torch.testing.assert_close(runner(x), model(x), atol=1e-4, rtol=1e-3)  # batch 3: dynamic axis
