@@ -109,7 +109,7 @@ class ExperimentConfig:
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "model.arch": ("simple_baseline",),
-    "data.dataset": ("coco", "mpii"),
+    "data.dataset": ("coco", "mpii", "lip"),
     "data.schema": ("coco", "mpii", "lip"),
     "data.color_order": ("rgb", "bgr"),
     "train.amp": ("none", "bf16", "fp16", "auto"),
