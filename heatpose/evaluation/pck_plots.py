@@ -79,11 +79,12 @@ def plot_pckh_per_joint(result: PCKhResult, path: str | Path, title: str = "") -
     for bar, name in zip(bars, names, strict=True):
         if name in result.excluded:
             bar.set_hatch("//")
-    for xi, v, c, raw in zip(x, values, result.counts, result.per_joint, strict=True):
+    for xi, v, c, raw, name in zip(x, values, result.counts, result.per_joint, names, strict=True):
         ax.text(xi, v + 1, "n/a" if not np.isfinite(raw) else f"{v:.1f}", ha="center", fontsize=7)
-        ax.text(
-            xi, 2, f"n={int(c)}", ha="center", fontsize=6, rotation=90, color="white" if v > 15 else "black"
-        )
+        light = name in result.excluded or v <= 15
+        box = {"facecolor": "white", "edgecolor": "none", "pad": 1} if name in result.excluded else None
+        color = "black" if light else "white"
+        ax.text(xi, 2, f"n={int(c)}", ha="center", fontsize=6, rotation=90, color=color, bbox=box)
     ax.axhline(result.mean, color="black", linestyle="--", linewidth=1)
     ax.text(len(names) - 0.5, result.mean + 1.5, f"mean {result.mean:.2f}", ha="right", fontsize=8)
     ax.set_xticks(x, [n.replace("_", " ") for n in names], rotation=45, ha="right", fontsize=8)

@@ -139,12 +139,13 @@ def read_pckh_predictions(path: str | Path, gt: PCKhGroundTruth) -> np.ndarray:
 
 
 def predictions_json(image_names: list[str], joints: np.ndarray, scores: np.ndarray | None) -> list[dict]:
-    """The predictions list: one entry per row; coordinates rounded to 1/1000 px."""
+    """The predictions list: one entry per row, coordinates at full precision (rounding could move
+    a joint across the threshold, so re-scoring the file gives exactly the printed numbers)."""
     out = []
     for i, name in enumerate(image_names):
-        entry: dict[str, Any] = {"image": name, "joints": np.round(joints[i], 3).tolist()}
+        entry: dict[str, Any] = {"image": name, "joints": np.asarray(joints[i], np.float64).tolist()}
         if scores is not None:
-            entry["scores"] = np.round(scores[i], 5).tolist()
+            entry["scores"] = np.asarray(scores[i], np.float64).tolist()
         out.append(entry)
     return out
 
