@@ -163,6 +163,10 @@ def build_dataset(cfg: ExperimentConfig, split: str, boxes: str | None = None) -
     w, h = cfg.data.input_size
     if cfg.data.dataset in ("mpii", "lip"):
         samples = read_single_person_samples(cfg, ann, images, box_source, schema)
+        if split == "val":  # fail now, not after an epoch of training, when PCKh cannot be scored
+            from heatpose.evaluation.pckh_score import load_pckh_ground_truth
+
+            load_pckh_ground_truth(ann)
     else:
         samples = read_coco_people(
             ann,
