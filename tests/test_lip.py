@@ -97,3 +97,33 @@ def test_people_box_is_the_whole_image_grown_to_outside_joints(tmp_path):
     assert samples[0].keypoints[:, 2].tolist() == [2.0] * 16
     with pytest.raises(HeatposeError, match="image file not found"):
         lip_people(read_lip_csv(path), tmp_path, aspect_ratio=1.0)
+
+
+def test_lip_config_builds_a_dataset_and_refuses_detector_boxes(tmp_path):
+    from heatpose.config import config_from_dict
+    from heatpose.data.dataset import build_dataset
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("1_1.jpg", "2_1.jpg"):
+        cv2.imwrite(str(images / name), np.full((80, 60, 3), 128, np.uint8))
+    path = tmp_path / "lip_val_set.csv"
+    path.write_text(lip_row("1_1.jpg", person()) + "\n" + lip_row("2_1.jpg", person(2.0)) + "\n")
+    paths = {
+        "train_ann": str(path),
+        "train_images": str(images),
+        "val_ann": str(path),
+        "val_images": str(images),
+    }
+    cfg = config_from_dict(
+        {
+            "model": {"num_joints": 16},
+            "data": {"dataset": "lip", "schema": "lip", "input_size": [64, 64], **paths},
+        }
+    )
+    dataset = build_dataset(cfg, "val")
+    assert len(dataset) == 2 and dataset.schema is LIP16
+    item = dataset[0]
+    assert item["image"].shape == (3, 64, 64) and item["target_weight"].sum() == 16
+    with pytest.raises(HeatposeError, match="boxes must be 'gt'"):
+        build_dataset(cfg, "val", boxes="dets.json")
