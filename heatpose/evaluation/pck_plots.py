@@ -63,8 +63,8 @@ def plot_pckh_curve(result: PCKhResult, path: str | Path, title: str = "") -> Pa
 
 
 def plot_pckh_per_joint(result: PCKhResult, path: str | Path, title: str = "") -> Path:
-    """One bar per joint at the PCKh threshold; joints left out of the Mean drawn hatched grey,
-    with the number of annotated joints counted under each bar."""
+    """One bar per joint at the PCKh threshold; joints left out of the Mean drawn hatched grey;
+    each label carries the number of annotated joints counted (n)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,17 +79,17 @@ def plot_pckh_per_joint(result: PCKhResult, path: str | Path, title: str = "") -
     for bar, name in zip(bars, names, strict=True):
         if name in result.excluded:
             bar.set_hatch("//")
-    for xi, v, c, raw, name in zip(x, values, result.counts, result.per_joint, names, strict=True):
+    for xi, v, raw in zip(x, values, result.per_joint, strict=True):
         ax.text(xi, v + 1, "n/a" if not np.isfinite(raw) else f"{v:.1f}", ha="center", fontsize=7)
-        light = name in result.excluded or v <= 15
-        box = {"facecolor": "white", "edgecolor": "none", "pad": 1} if name in result.excluded else None
-        color = "black" if light else "white"
-        ax.text(xi, 2, f"n={int(c)}", ha="center", fontsize=6, rotation=90, color=color, bbox=box)
-    ax.axhline(result.mean, color="black", linestyle="--", linewidth=1)
-    ax.text(len(names) - 0.5, result.mean + 1.5, f"mean {result.mean:.2f}", ha="right", fontsize=8)
-    ax.set_xticks(x, [n.replace("_", " ") for n in names], rotation=45, ha="right", fontsize=8)
+    mean_name = "Mean" if result.protocol == "official" else "Total"
+    ax.axhline(
+        result.mean, color="black", linestyle="--", linewidth=1, label=f"{mean_name} {result.mean:.2f}"
+    )
+    ax.legend(loc="upper right", fontsize=8)
+    labels = [f"{n.replace('_', ' ')}\nn={int(c)}" for n, c in zip(names, result.counts, strict=True)]
+    ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=8)
     ax.set(
-        ylim=(0, 108),
+        ylim=(0, 122),  # room for the legend above 100
         ylabel=f"PCKh@{result.threshold:g} (%)",
         title=title or f"PCKh@{result.threshold:g} per joint (grey: left out of the mean)",
     )
