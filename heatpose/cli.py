@@ -1,4 +1,4 @@
-"""``heatpose`` command line: synth | train | eval | score.
+"""``heatpose`` command line: synth | train | eval | score | track | demo | reproduce.
 
 Each subcommand is a thin layer over a library function; a :class:`HeatposeError` becomes one
 line on stderr and exit status 2, so users never see a traceback for their own mistakes.
@@ -15,16 +15,35 @@ from heatpose.errors import HeatposeError
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from heatpose.data.synthetic import write_synthetic_dataset
+    from heatpose.data.synthetic import write_synthetic_dataset, write_synthetic_videos
 
+    if args.video:
+        summary = write_synthetic_videos(
+            args.out_dir,
+            num_videos=args.num_videos,
+            seed=args.seed,
+            num_frames=args.frames,
+            image_size=(args.width, args.height),
+            split_name=args.split,
+            layout=args.layout or "posetrack",
+            progress=not args.quiet,
+            overwrite=args.overwrite,
+            mp4=args.mp4,
+        )
+        print(
+            f"wrote {summary['num_videos']} clips, {summary['num_frames']} frames, "
+            f"{summary['num_people']} person-frames to {args.out_dir}"
+        )
+        return 0
     summary = write_synthetic_dataset(
         args.out_dir,
         num_images=args.num_images,
         seed=args.seed,
-        layout=args.layout,
+        layout=args.layout or "coco",
         image_size=(args.width, args.height),
         split_name=args.split,
         progress=not args.quiet,
+        overwrite=args.overwrite,
     )
     print(f"wrote {summary.get('num_images')} images, {summary.get('num_people')} people to {args.out_dir}")
     return 0
@@ -32,9 +51,10 @@ def _synth(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from heatpose.config import load_config
+
+    cfg = load_config(args.config, args.set)  # before importing torch: a bad config fails fast
     from heatpose.engine.train import train
 
-    cfg = load_config(args.config, args.set)
     work_dir = args.work_dir or str(Path("work_dirs") / Path(args.config).stem)
     train(cfg, work_dir, resume=args.resume)
     return 0
@@ -42,9 +62,10 @@ def _train(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from heatpose.config import load_config
-    from heatpose.engine.evaluate import evaluate
 
     cfg = load_config(args.config, args.set)
+    from heatpose.engine.evaluate import evaluate
+
     evaluate(cfg, args.checkpoint, boxes=args.boxes, flip=args.flip, out_dir=args.out_dir)
     return 0
 
@@ -56,9 +77,19 @@ def _score(args: argparse.Namespace) -> int:
         return score_pckh_command(
             args.gt, args.preds, as_json=args.json, out_dir=args.out, protocol=args.protocol
         )
+    if args.metric == "posetrack":
+        from heatpose.evaluation.posetrack import score_posetrack_command
+
+        return score_posetrack_command(args.gt, args.preds, args.poseval_compat, as_json=args.json)
     from heatpose.evaluation.coco import score_command
 
     return score_command(args.gt, args.preds, as_json=args.json)
+
+
+def _track(args: argparse.Namespace) -> int:
+    from heatpose.tracking.run import track_command
+
+    return track_command(args)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -89,11 +120,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out_dir")
     p.add_argument("--num-images", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--layout", choices=("coco", "mpii"), default="coco")
+    p.add_argument(
+        "--layout",
+        choices=("coco", "mpii", "posetrack"),
+        default=None,
+        help="joints written: coco (default for images) | mpii (images) | posetrack (default for --video)",
+    )
     p.add_argument("--split", default="train", help="split name used in file names (train, val, ...)")
     p.add_argument("--width", type=int, default=320)
     p.add_argument("--height", type=int, default=256)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true", help="replace a split that already exists in OUT_DIR")
+    p.add_argument(
+        "--video", action="store_true", help="write tracking clips in PoseTrack18 format instead of stills"
+    )
+    p.add_argument("--num-videos", type=int, default=4, help="clips to write with --video")
+    p.add_argument("--frames", type=int, default=24, help="frames per clip with --video")
+    p.add_argument("--mp4", action="store_true", help="with --video: also write videos/<split>/<clip>.mp4")
     p.set_defaults(func=_synth)
 
     p = sub.add_parser("train", help="train a model from a YAML experiment config")
@@ -118,22 +161,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "score",
-        help="score predictions against GT: COCO keypoint AP/AR, or PCKh (MPII, LIP)",
+        help="score predictions against GT: COCO keypoint AP/AR, PCKh (MPII, LIP) or PoseTrack",
         description="Score a predictions file against ground truth. All coordinates are 0-based pixels "
         "(pixel (i, j) centred at (i, j)); MPII's 1-based files are converted on reading.",
     )
-    p.add_argument("--metric", choices=("coco", "pckh"), default="coco", help="default: coco")
+    p.add_argument(
+        "--metric",
+        choices=("coco", "pckh", "posetrack"),
+        default="coco",
+        help="coco: keypoint AP/AR; pckh: MPII/LIP PCKh as the official evaluation; posetrack: poseval's "
+        "per-joint AP and MOTA (GT/preds: json or folder)",
+    )
     p.add_argument(
         "--gt",
         required=True,
         help="coco: person_keypoints_*.json; pckh: MPII valid.h5 | annot json list | gt_valid.mat, "
-        "or LIP lip_val_set.csv",
+        "or LIP lip_val_set.csv; posetrack: a GT json or folder of them",
     )
     p.add_argument(
         "--preds",
         required=True,
         help="coco: keypoint results json; pckh: JSON list [{image, joints: [[x, y]...], scores}] in "
-        "annotation order, or .npy (N, K, 2), 0-based pixels",
+        "annotation order, or .npy (N, K, 2), 0-based pixels; posetrack: tracks json or folder",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--out", default=None, help="pckh: write pckh.json and the curve / per-joint PNGs here")
@@ -144,7 +193,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="pckh columns: official (Simple Baselines/HRNet) or matlab (MPII toolkit: Head = neck and "
         "head top, Total pooled)",
     )
+    p.add_argument(
+        "--poseval-compat",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="posetrack: reproduce poseval's two quirks (default; see docs/tracking.md)",
+    )
     p.set_defaults(func=_score)
+
+    p = sub.add_parser("track", help="track people's poses through a video (PoseTrack18 json out)")
+    p.add_argument("input", help="a video file or a folder of frames")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--config", default=None, help="recipe config (needed for non-heatpose checkpoints)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    boxes = p.add_mutually_exclusive_group(required=True)
+    boxes.add_argument(
+        "--boxes", default=None, help="person detections json (COCO results, image_id = frame id)"
+    )
+    boxes.add_argument("--detector", choices=("hog",), default=None, help="detect people with OpenCV's HOG")
+    p.add_argument("--out", required=True, help="tracking results json (PoseTrack18)")
+    p.add_argument("--vis", default=None, help="also write the tracks drawn on the frames to this .mp4")
+    p.add_argument(
+        "--tracker",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="tracker setting, e.g. similarity=oks",
+    )
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None, help="flip test")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_track)
 
     p = sub.add_parser(
         "demo", help="synthetic data -> train -> evaluate -> predict -> track, with an index.html report"
@@ -169,13 +247,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(err: BaseException) -> str:
+    """The user-facing line of an error, also when a DataLoader worker raised it.
+
+    PyTorch re-raises a worker's exception in the main process as the same type whose message
+    is ``"Caught X in DataLoader worker process N.\nOriginal Traceback ...\nX: message"``;
+    the line the user needs is the original message at the end.
+    """
+    text = str(err).strip()
+    if "Original Traceback" in text:
+        last = text.splitlines()[-1]
+        head, sep, message = last.partition(": ")
+        text = message if sep and " " not in head else last
+    if isinstance(err, OSError) and err.strerror:
+        text = f"{err.filename}: {err.strerror}" if err.filename else err.strerror
+    lines = text.splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
     except HeatposeError as err:
-        print(f"heatpose: error: {err}", file=sys.stderr)
+        print(f"heatpose: error: {one_line(err)}", file=sys.stderr)
+        return 2
+    except OSError as err:  # the environment: read-only folder, a file where a folder should be, disk full
+        print(f"heatpose: error: {one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("heatpose: interrupted", file=sys.stderr)
