@@ -215,3 +215,45 @@ def test_synthetic_mpii_train_validates_by_pckh_and_eval_writes_scoreable_predic
         assert (tmp_path / "eval" / name).is_file()
     rescored = score_json(capsys, "--gt", str(ann / "mpii_val.json"), "--preds", str(preds))
     assert rescored["Mean"] == stats["Mean"] and rescored["Mean@0.1"] == stats["Mean@0.1"]
+
+
+@pytest.mark.slow
+def test_lip_eval_names_the_whole_image_box_and_its_head_size(tmp_path, capsys):
+    import cv2
+
+    images = tmp_path / "images"
+    images.mkdir()
+    rows = []
+    for i in range(3):
+        cv2.imwrite(str(images / f"{i}_1.jpg"), np.full((90, 70, 3), 40 * i, np.uint8))
+        joints = np.stack([np.linspace(10, 60, 16), np.linspace(10, 80, 16)], axis=1)
+        joints[8], joints[9] = [35.0, 30.0], [35.0, 15.0]
+        rows.append(",".join([f"{i}_1.jpg", *(f"{x:g},{y:g},1" for x, y in joints)]))
+    csv = tmp_path / "lip_val_set.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    paths = {
+        "train_ann": str(csv),
+        "train_images": str(images),
+        "val_ann": str(csv),
+        "val_images": str(images),
+    }
+    cfg = config_from_dict(
+        {
+            "model": {
+                "backbone_depth": 18,
+                "num_joints": 16,
+                "num_deconv_layers": 2,
+                "num_deconv_filters": 16,
+            },
+            "data": {"dataset": "lip", "schema": "lip", "input_size": [64, 64], **paths},
+            "train": {"epochs": 1, "batch_size": 4, "lr_steps": [1], "num_workers": 0, "save_metric": "PCKh"},
+        }
+    )
+    train(cfg, tmp_path / "work")
+    capsys.readouterr()
+    stats = evaluate(cfg, tmp_path / "work" / "best.pth", out_dir=tmp_path / "eval")
+    out = capsys.readouterr().out
+    assert "boxes: the whole image" in out and "head-top to upper-neck distance" in out
+    assert "Mean leaves out: pelvis, spine" in out
+    rescored = score_json(capsys, "--gt", str(csv), "--preds", str(tmp_path / "eval" / PREDICTIONS_NAME))
+    assert rescored["Mean"] == stats["Mean"]
