@@ -15,6 +15,7 @@ run (bit for bit on CPU; on CUDA up to the non-determinism of cuDNN kernels).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -59,6 +60,8 @@ from heatpose.errors import HeatposeError
 from heatpose.io import atomic_write_text, check_free_space, remove_orphan_temp_files
 from heatpose.losses import JointsMSELoss
 from heatpose.models import build_model, load_model_weights
+from heatpose.models.transfer import init_from_checkpoint
+from heatpose.schema_io import resolve_num_joints, schema_info_for_config
 
 
 def _format_time(seconds: float) -> str:
@@ -162,7 +165,7 @@ def validate(
         amp_dtype=amp_dtype,
         channels_last=cfg.train.channels_last,
     )
-    stats = score_predictions(preds, cfg) if is_main_process() else {}
+    stats = score_predictions(preds, cfg, dataset.schema) if is_main_process() else {}
     return broadcast_object(stats)
 
 
@@ -188,6 +191,8 @@ def train_model(
 def _train(
     cfg: ExperimentConfig, work_dir: Path, resume: bool, info: DistInfo
 ) -> tuple[nn.Module, dict[str, float]]:
+    schema_info = schema_info_for_config(cfg)
+    cfg = resolve_num_joints(cfg, schema_info.schema)
     tcfg = cfg.train
     device = info.device
     main = info.is_main
@@ -228,7 +233,11 @@ def _train(
     )
 
     # Model, loss, optimiser, schedule, precision.
-    model = build_model(cfg.model).to(device)
+    # model.weights from another keypoint set loads all but the per-joint layers (models/transfer.py)
+    model = build_model(dataclasses.replace(cfg.model, weights=""))
+    if cfg.model.weights:
+        init_from_checkpoint(model, cfg.model.weights, schema_info.schema)
+    model = model.to(device)
     if tcfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     criterion = JointsMSELoss(use_target_weight=True)
@@ -280,6 +289,7 @@ def _train(
             resume_step=step,
             history=history if ckpt is not None and "history" in ckpt else None,
         )
+        print(schema_info.describe(), file=sys.stderr)  # flip pairs etc., for the user to check
         print(
             f"train: {len(train_set)} people, {len(loader)} iterations/epoch, batch {tcfg.batch_size} x "
             f"{info.world_size} process(es), {optim_step.precision}"
