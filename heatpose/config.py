@@ -111,7 +111,7 @@ class ExperimentConfig:
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "model.arch": ("simple_baseline",),
-    "data.dataset": ("coco", "mpii"),
+    "data.dataset": ("coco", "mpii", "lip"),
     "data.color_order": ("rgb", "bgr"),
     "data.codec": ("official", "udp"),
     "train.amp": ("none", "bf16", "fp16", "auto"),
