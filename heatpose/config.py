@@ -117,7 +117,7 @@ class ExperimentConfig:
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "model.arch": ("simple_baseline",),
-    "data.dataset": ("coco", "mpii"),
+    "data.dataset": ("coco", "mpii", "lip"),
     "data.color_order": ("rgb", "bgr"),
     "data.half_body_rule": ("heatpose", "hrnet", "mmpose"),
     "data.codec": ("official", "udp"),

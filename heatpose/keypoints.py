@@ -1,8 +1,8 @@
 """Keypoint schemas: joint names, left/right flip pairs, skeleton edges, OKS sigmas.
 
 COCO-17 follows the official ``person_keypoints`` category; MPII-16 follows the MPII
-Human Pose joint ids (LIP uses the same 16 joints in the same order). Any other keypoint set
-is an instance of the same :class:`KeypointSchema`, read from data by
+Human Pose joint ids; LIP-16 uses the MPII order with joint 7 the spine instead of the thorax. Any
+other keypoint set is an instance of the same :class:`KeypointSchema`, read from data by
 :mod:`heatpose.schema_io` (a COCO category plus an optional YAML file).
 """
 
@@ -214,10 +214,10 @@ MPII16 = KeypointSchema(
     upper_body=(7, 8, 9, 10, 11, 12, 13, 14, 15),
 )
 
-# LIP annotates the same 16 joints as MPII, in the same order.
+# LIP annotates 16 joints in the MPII order, but joint 7 is the spine where MPII has the thorax.
 LIP16 = KeypointSchema(
     name="lip",
-    joint_names=MPII16.joint_names,
+    joint_names=(*MPII16.joint_names[:7], "spine", *MPII16.joint_names[8:]),
     flip_pairs=MPII16.flip_pairs,
     skeleton=MPII16.skeleton,
     upper_body=MPII16.upper_body,

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from heatpose.codec import HeatmapCodec
 from heatpose.config import ExperimentConfig
-from heatpose.data.coco import read_coco_dataset
+from heatpose.data.coco import check_image_files, read_coco_dataset
 from heatpose.data.coco_gt import CocoGT, note_line
 from heatpose.data.image_files import IMREAD_FLAGS, find_bad_images, refuse_or_skip
 from heatpose.data.records import PersonSample
@@ -149,6 +149,30 @@ def _require_path(value: str, key: str) -> str:
     return value
 
 
+def read_single_person_samples(
+    cfg: ExperimentConfig, ann: str, images: str, box_source: str, schema: KeypointSchema
+) -> list[PersonSample]:
+    """MPII (json list / pose-hg h5) or LIP (csv) people, one per annotation row, in order.
+
+    Both datasets are evaluated on the annotated person (MPII: the annotation's centre/scale;
+    LIP: the whole single-person image), so detector boxes are refused.
+    """
+    if box_source != "gt":
+        raise HeatposeError(
+            f"{cfg.data.dataset} is evaluated on the annotated people: boxes must be 'gt', not {box_source!r}"
+        )
+    w, h = cfg.data.input_size
+    if cfg.data.dataset == "lip":
+        from heatpose.data.lip import lip_people, read_lip_csv
+
+        return lip_people(read_lip_csv(ann, schema), images, w / h, cfg.data.box_enlarge)
+    from heatpose.data.mpii import mpii_people, read_mpii_annotations
+
+    samples = mpii_people(read_mpii_annotations(ann, schema), images, w / h)
+    check_image_files(samples)
+    return samples
+
+
 def build_dataset(
     cfg: ExperimentConfig, split: str, boxes: str | None = None, schema: KeypointSchema | None = None
 ) -> PoseDataset:
@@ -165,19 +189,29 @@ def build_dataset(
     images = _require_path(getattr(cfg.data, f"{split}_images"), f"data.{split}_images")
     box_source = "gt" if split == "train" else (boxes or cfg.test.boxes)
     w, h = cfg.data.input_size
-    gt, samples = read_coco_dataset(
-        ann,
-        images,
-        schema.num_joints,
-        aspect_ratio=w / h,
-        enlarge=cfg.data.box_enlarge,
-        boxes=box_source,
-        det_score_thr=cfg.test.det_score_thr,
-        category=cfg.data.category,
-    )
-    samples = _drop_bad_images(gt, samples, cfg.data.max_bad_image_share if split == "train" else None)
+    gt: CocoGT | None = None
+    if cfg.data.dataset in ("mpii", "lip"):
+        samples = read_single_person_samples(cfg, ann, images, box_source, schema)
+        if split == "val":  # fail now, not after an epoch of training, when PCKh cannot be scored
+            from heatpose.evaluation.pckh_score import load_pckh_ground_truth
+
+            load_pckh_ground_truth(ann)
+    else:
+        gt, samples = read_coco_dataset(
+            ann,
+            images,
+            schema.num_joints,
+            aspect_ratio=w / h,
+            enlarge=cfg.data.box_enlarge,
+            boxes=box_source,
+            det_score_thr=cfg.test.det_score_thr,
+            category=cfg.data.category,
+        )
+    notes = gt.notes if gt is not None else []
+    max_share = cfg.data.max_bad_image_share if split == "train" else None
+    samples = _drop_bad_images(samples, gt, max_share, ann, notes)
     if os.environ.get("RANK", "0") == "0":
-        for line in gt.notes:
+        for line in notes:
             print(note_line(line), file=sys.stderr)
     if not samples:
         raise HeatposeError(f"no people to use in {ann} ({split} split, boxes: {box_source})")
@@ -209,21 +243,25 @@ def build_dataset(
     )
 
 
-def _drop_bad_images(gt: CocoGT, samples: list[PersonSample], max_share: float | None) -> list[PersonSample]:
-    """Check every image the samples use (truncated file, size unlike the json's); see image_files.py.
+def _drop_bad_images(
+    samples: list[PersonSample], gt: CocoGT | None, max_share: float | None, where: str, notes: list[str]
+) -> list[PersonSample]:
+    """Check every image the samples use (truncated file; size unlike the json's, when the GT
+    gives one); see image_files.py.
 
     ``max_share=None`` (evaluation): any bad image is an error naming it. Training: people on
-    bad images are skipped with a counted note, unless more than ``max_share`` of the images are bad.
+    bad images are skipped with a counted warning in ``notes``, unless more than ``max_share``
+    of the images are bad. Sample order is kept (MPII/LIP PCKh scores in annotation order).
     """
-    sizes = {img["id"]: (img.get("width"), img.get("height")) for img in gt.dataset["images"]}
+    sizes = {img["id"]: (img.get("width"), img.get("height")) for img in gt.dataset["images"]} if gt else {}
     files = {s.image_path: sizes.get(s.image_id, (None, None)) for s in samples}
     bad = find_bad_images((path, w, h) for path, (w, h) in files.items())
-    skip = refuse_or_skip(bad, len(files), max_share, gt.path)
+    skip = refuse_or_skip(bad, len(files), max_share, where)
     if not skip:
         return samples
     kept = [s for s in samples if s.image_path not in skip]
-    gt.notes.append(
-        f"{gt.path}: warning: skipped {len(skip)} of {len(files)} images ({len(samples) - len(kept)} people) "
+    notes.append(
+        f"{where}: warning: skipped {len(skip)} of {len(files)} images ({len(samples) - len(kept)} people) "
         f"that are truncated or do not match their width/height: {bad[0].path}: {bad[0].problem}"
     )
     return kept
