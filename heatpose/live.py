@@ -74,15 +74,17 @@ class LiveFrames:
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, float]]:
         frames = self._threaded() if self.drop else self._in_order()
-        next_time = -np.inf
+        next_time: float | None = None  # --max-fps: the earliest time of the next frame handed out
         try:
             for frame, seconds in frames:
                 if self.max_fps is not None:
-                    if seconds < next_time:
+                    period = 1.0 / self.max_fps
+                    if next_time is not None and seconds < next_time - 0.25 * period:  # 25 % slack: jitter
                         with self._cond:
                             self.dropped += 1
                         continue
-                    next_time = max(next_time + 1.0 / self.max_fps, seconds - 0.5 / self.max_fps)
+                    behind = next_time is None or seconds > next_time + period
+                    next_time = seconds + period if behind else next_time + period
                 yield frame, seconds
         finally:
             self.close()
