@@ -434,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs=3,
         default=None,
         metavar=("MIN_CUTOFF", "BETA", "D_CUTOFF"),
-        help="One-Euro parameters (default: the measured 1.0 0.05 1.0)",
+        help="One-Euro parameters (default: the measured 2 0.5 1)",
     )
     p.add_argument(
         "--savgol",
@@ -442,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs=2,
         default=None,
         metavar=("WINDOW", "POLYORDER"),
-        help="Savitzky-Golay window (odd, frames) and polynomial order (default: the measured 9 2)",
+        help="Savitzky-Golay window (odd, frames) and polynomial order (default: the measured 9 3)",
     )
     p.add_argument(
         "--tracker",

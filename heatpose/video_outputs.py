@@ -26,8 +26,8 @@ from heatpose.video_tables import FramePoses
 
 SMOOTHERS = ("none", "one-euro", "savgol")
 # Chosen by benchmarks/smoothing_grid.py on synthetic clips (docs/results.md, "Temporal smoothing").
-DEFAULT_ONE_EURO = (1.0, 0.05, 1.0)  # min_cutoff Hz, beta, d_cutoff Hz
-DEFAULT_SAVGOL = (9, 2)  # window frames, polynomial order
+DEFAULT_ONE_EURO = (2.0, 0.5, 1.0)  # min_cutoff Hz, beta, d_cutoff Hz
+DEFAULT_SAVGOL = (9, 3)  # window frames, polynomial order
 
 
 def frame_from_poses(poses: Sequence, frame: int, time: float, num_joints: int) -> FramePoses:
