@@ -175,7 +175,7 @@ def track_video(
         ids = f"{source.infos[0].frame_id}..{source.infos[-1].frame_id}"
         raise HeatposeError(f"{detections}: no detection has an image_id of this video's frames ({ids})")
     tracker = PoseTracker(estimate, schema.oks_sigmas(), config)
-    times = dict.fromkeys(("decode", "detect", *STAGES, "draw"), 0.0)
+    times = dict.fromkeys(("decode", "detect", *STAGES, "smooth", "tables", "draw"), 0.0)
     results = []
     first = source.infos[0]
     smoother = smoother or TrackSmoother()
@@ -211,8 +211,11 @@ def track_video(
             times["detect"] += time.perf_counter() - tick
             people = tracker.step(frame, boxes, scores)
             seconds = source.times[-1] if source.times else len(results) / source.fps
+            tick = time.perf_counter()
             results.append(smoother.step(people, seconds))
+            tick = _lap(times, "smooth", tick)
             tables.write(frame_from_tracks(results[-1], len(results) - 1, seconds, k))
+            _lap(times, "tables", tick)
             if video is not None:
                 tick = time.perf_counter()
                 video.write(draw_tracks(frame, results[-1], schema, draw_thr))
@@ -225,11 +228,14 @@ def track_video(
             video.close(ok)
         tables.close(keep_csv=ok)
     if offline:
+        tick = time.perf_counter()
         results = smoother.finish(results)
+        tick = _lap(times, "smooth", tick)
         if csv_path is not None:
             with FrameTableWriter(schema.joint_names, csv_path, tracking=True, kpt_thr=kpt_thr or 0.0) as w:
                 for t, people in enumerate(results):
                     w.write(frame_from_tracks(people, t, source.times[t], k))
+        _lap(times, "tables", tick)
         if vis_path:
             _draw_offline(source, results, schema, draw_thr, Path(vis_path), times)
     wall = time.perf_counter() - start
@@ -246,6 +252,12 @@ def track_video(
         "fps": len(results) / wall if wall > 0 else float("inf"),
         "stages": times,
     }
+
+
+def _lap(times: dict, stage: str, tick: float) -> float:
+    now = time.perf_counter()
+    times[stage] += now - tick
+    return now
 
 
 def _draw_offline(
