@@ -377,7 +377,8 @@ def predict_command(
     if camera is not None:
         from heatpose.live import LiveFrames, open_capture
 
-        frames = LiveFrames(open_capture(camera), max_fps=max_fps)
+        # a file given to --source is not live: read every frame in order (--max-fps still applies)
+        frames = LiveFrames(open_capture(camera), max_fps=max_fps, drop=not Path(str(camera)).is_file())
         name = f"camera{camera}" if str(camera).isdigit() else "stream"
         report = run_live(frames, name, estimator, out, vis_dir, progress, opts=opts, show=show, **tables)
     else:
