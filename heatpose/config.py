@@ -35,6 +35,25 @@ class ModelConfig:
     final_conv_kernel: int = 1
     pretrained: str = ""  # torchvision ImageNet ResNet file for the backbone
     weights: str = ""  # full-model checkpoint (official, MMPose or heatpose layout)
+    init_from: str = ""  # stage-wise growth: a CFA or SimpleBaseline checkpoint for the first stages
+    # CFA (arch: cfa, heatpose/models/cfa.py); num_deconv_filters is the decoder width
+    num_stages: int = 2
+    fuse_last_k: int = 2  # the prediction is the mean of the last k stages' heatmaps
+    aggregate: bool = True  # false: no cross-stage tensors (independent stages, the ablation)
+    stage_type: str = "resnet"  # resnet | hourglass
+    stage_input: str = "image"  # what stages 2.. start from: image | features (previous stride-4 map)
+    hourglass_depth: int = 4  # poolings per hourglass (stage_type: hourglass)
+
+
+@dataclass
+class TrainSetConfig:
+    """One dataset of a multi-dataset training mix (``data.train_sets``)."""
+
+    dataset: str = "coco"  # annotation format: coco | aic
+    schema: str = "coco"  # its keypoint schema; mapped onto data.schema (keypoints.schema_mapping)
+    ann: str = ""
+    images: str = ""
+    ratio: float = 1.0  # share of each epoch's samples drawn from this set (relative)
 
 
 @dataclass
@@ -58,6 +77,7 @@ class DataConfig:
     flip: bool = True
     half_body_prob: float = 0.0  # 0 = the paper's recipe; HRNet/MMPose use 0.3
     half_body_min_joints: int = 8
+    train_sets: list[TrainSetConfig] = field(default_factory=list)  # non-empty: mix these for training
 
 
 @dataclass
@@ -77,6 +97,8 @@ class TrainConfig:
     num_workers: int = 2
     val_interval: int = 1  # epochs between validations
     save_metric: str = "AP"  # validation metric that picks the best checkpoint
+    stage_weights: list[float] = field(default_factory=list)  # per-stage loss weights; [] = all 1
+    val_per_stage: bool = True  # multi-stage models: also score every stage alone at validation
 
 
 @dataclass
@@ -108,7 +130,9 @@ class ExperimentConfig:
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "model.arch": ("simple_baseline",),
+    "model.arch": ("simple_baseline", "cfa"),
+    "model.stage_type": ("resnet", "hourglass"),
+    "model.stage_input": ("image", "features"),
     "data.dataset": ("coco", "mpii"),
     "data.schema": ("coco", "mpii", "lip"),
     "data.color_order": ("rgb", "bgr"),
@@ -132,6 +156,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             except HeatposeError:
                 continue
         raise HeatposeError(f"config key {key!r}: {value!r} is not a {tp}")
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, f"{key}.")
     if origin is list:
         if not isinstance(value, (list, tuple)):
             raise HeatposeError(f"config key {key!r}: expected a list, got {value!r}")
@@ -243,6 +269,26 @@ def validate(cfg: ExperimentConfig) -> None:
         raise HeatposeError(f"config key 'data.sigma': {cfg.data.sigma} must be > 0")
     if cfg.train.epochs < 1 or cfg.train.batch_size < 1:
         raise HeatposeError("config keys 'train.epochs' and 'train.batch_size' must be >= 1")
+    _validate_multi_stage(cfg)
+
+
+def _validate_multi_stage(cfg: ExperimentConfig) -> None:
+    """CFA loss weights and the multi-dataset list."""
+    weights = cfg.train.stage_weights
+    outputs = cfg.model.num_stages if cfg.model.arch == "cfa" else 1
+    if weights and (len(weights) != outputs or min(weights) < 0 or sum(weights) <= 0):
+        raise HeatposeError(
+            f"config key 'train.stage_weights': {weights} must be {outputs} value(s) >= 0 "
+            "(one per stage), not all 0"
+        )
+    for i, ts in enumerate(cfg.data.train_sets):
+        where = f"config key 'data.train_sets[{i}]"
+        if ts.dataset not in ("coco", "aic"):
+            raise HeatposeError(f"{where}.dataset': {ts.dataset!r} is not one of coco, aic")
+        if not ts.ratio > 0:
+            raise HeatposeError(f"{where}.ratio': {ts.ratio} must be > 0")
+        if not ts.ann or not ts.images:
+            raise HeatposeError(f"{where}': 'ann' and 'images' must both be set")
 
 
 def config_to_dict(cfg: ExperimentConfig) -> dict[str, Any]:

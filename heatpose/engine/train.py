@@ -50,6 +50,9 @@ from heatpose.errors import HeatposeError
 from heatpose.io import atomic_write_text
 from heatpose.losses import JointsMSELoss
 from heatpose.models import build_model
+from heatpose.models.cfa import CFA, StageView
+from heatpose.models.flops import config_cost
+from heatpose.models.growth import init_from_checkpoint
 
 
 def _format_time(seconds: float) -> str:
@@ -141,19 +144,27 @@ def validate(
     """
     model = unwrap_model(model)
     broadcast_buffers(model)
-    preds = predict_dataset(
-        model,
-        dataset,
-        device,
-        cfg.test.batch_size,
-        flip=cfg.test.flip,
-        shift=configured_flip_shift(cfg),
-        decode=cfg.test.decode,
-        num_workers=cfg.train.num_workers,
-        amp_dtype=amp_dtype,
-        channels_last=cfg.train.channels_last,
-    )
-    stats = score_coco(preds, cfg)[1] if is_main_process() else {}
+
+    def scores(net: nn.Module) -> dict[str, float]:
+        preds = predict_dataset(
+            net,
+            dataset,
+            device,
+            cfg.test.batch_size,
+            flip=cfg.test.flip,
+            shift=configured_flip_shift(cfg),
+            decode=cfg.test.decode,
+            num_workers=cfg.train.num_workers,
+            amp_dtype=amp_dtype,
+            channels_last=cfg.train.channels_last,
+        )
+        return score_coco(preds, cfg)[1] if is_main_process() else {}
+
+    stats = scores(model)
+    if cfg.train.val_per_stage and isinstance(model, CFA) and model.num_stages > 1:
+        # one more inference pass per stage, so users see the refinement stage by stage
+        for s in range(model.num_stages):
+            stats.update({f"stage{s + 1}_{k}": v for k, v in scores(StageView(model, s)).items()})
     return broadcast_object(stats)
 
 
@@ -215,10 +226,15 @@ def _train(
     )
 
     # Model, loss, optimiser, schedule, precision.
-    model = build_model(cfg.model).to(device)
+    model = build_model(cfg.model)
+    if cfg.model.init_from and ckpt is None:
+        report = init_from_checkpoint(model, cfg.model.init_from)
+        if main:
+            print(f"init from {cfg.model.init_from}:", *report.lines(), sep="\n  ", file=sys.stderr)
+    model = model.to(device)
     if tcfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    criterion = JointsMSELoss(use_target_weight=True)
+    criterion = JointsMSELoss(use_target_weight=True, stage_weights=tcfg.stage_weights or None)
     optimizer = build_optimizer(tcfg, model)
     scheduler = build_scheduler(tcfg, optimizer, len(loader))
     optim_step = OptimStep(optimizer, device, amp=tcfg.amp, grad_clip=tcfg.grad_clip)
@@ -250,6 +266,8 @@ def _train(
             f"{', channels_last' if tcfg.channels_last else ''} on {device}; work dir {work_dir}",
             file=sys.stderr,
         )
+        cost = config_cost(cfg.model, (cfg.data.input_size[0], cfg.data.input_size[1]))
+        print(f"model: {cfg.model.arch}, {cost.describe()}", file=sys.stderr)
         if start_epoch:
             print(f"resumed from {latest_path} after epoch {start_epoch} (step {step})", file=sys.stderr)
 
