@@ -46,7 +46,8 @@ class JointsMSELoss(nn.Module):
         losses = [self._single(p, t, target_weight) for p, t in zip(pred, targets, strict=True)]
         if self.stage_weights is not None:
             if len(self.stage_weights) != len(losses):
-                raise ValueError(f"{len(losses)} predicted stages but {len(self.stage_weights)} stage weights")
+                n_weights = len(self.stage_weights)
+                raise ValueError(f"{len(losses)} predicted stages but {n_weights} stage weights")
             losses = [w * loss for w, loss in zip(self.stage_weights, losses, strict=True)]
         return sum(losses[1:], losses[0])
 

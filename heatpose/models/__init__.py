@@ -66,10 +66,13 @@ def _validate_cfa(cfg: ModelConfig) -> None:
         )
     if cfg.num_deconv_layers != 3:
         raise HeatposeError(
-            f"model.num_deconv_layers must be 3 for arch cfa (stages decode to 1/4), got {cfg.num_deconv_layers}"
+            "model.num_deconv_layers must be 3 for arch cfa (stages decode to 1/4), "
+            f"got {cfg.num_deconv_layers}"
         )
     if cfg.stage_type not in STAGE_TYPES:
-        raise HeatposeError(f"model.stage_type must be one of {', '.join(STAGE_TYPES)}, got {cfg.stage_type!r}")
+        raise HeatposeError(
+            f"model.stage_type must be one of {', '.join(STAGE_TYPES)}, got {cfg.stage_type!r}"
+        )
     if cfg.stage_input not in STAGE_INPUTS:
         raise HeatposeError(
             f"model.stage_input must be one of {', '.join(STAGE_INPUTS)}, got {cfg.stage_input!r}"

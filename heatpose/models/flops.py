@@ -33,7 +33,8 @@ class ModelCost:
 
     def describe(self) -> str:
         w, h = self.input_size
-        return f"{self.params / 1e6:.2f} M parameters, {self.flops / 1e9:.2f} GFLOPs (multiply-adds) at {w}x{h}"
+        gflops = self.flops / 1e9
+        return f"{self.params / 1e6:.2f} M parameters, {gflops:.2f} GFLOPs (multiply-adds) at {w}x{h}"
 
 
 def _layer_flops(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> int:

@@ -86,7 +86,8 @@ def grow_state_dict(model: nn.Module, checkpoint: Any) -> GrowthReport:
             report.skipped.append(f"{name}: not in this model")
         elif value.shape != own[name].shape:
             report.skipped.append(
-                f"{name}: shape differs ({tuple(value.shape)} in the checkpoint, {tuple(own[name].shape)} here)"
+                f"{name}: shape differs "
+                f"({tuple(value.shape)} in the checkpoint, {tuple(own[name].shape)} here)"
             )
         else:
             take[name] = value
