@@ -123,6 +123,18 @@ def _require_path(value: str, key: str) -> str:
     return value
 
 
+def train_augmentation(cfg: ExperimentConfig) -> Augmentation:
+    d = cfg.data
+    return Augmentation(
+        scale_factor=d.scale_factor,
+        rot_factor=d.rot_factor,
+        rot_prob=d.rot_prob,
+        flip=d.flip,
+        half_body_prob=d.half_body_prob,
+        half_body_min_joints=d.half_body_min_joints,
+    )
+
+
 def build_dataset(cfg: ExperimentConfig, split: str, boxes: str | None = None) -> PoseDataset:
     """The train split (augmented, GT boxes) or the val split (boxes from ``boxes`` or cfg.test)."""
     if split not in ("train", "val"):
@@ -133,6 +145,10 @@ def build_dataset(cfg: ExperimentConfig, split: str, boxes: str | None = None) -
             f"config: model.num_joints={cfg.model.num_joints} but schema {schema.name!r} "
             f"has {schema.num_joints} joints"
         )
+    if split == "train" and cfg.data.train_sets:  # several datasets mapped onto one schema
+        from heatpose.data.mixed import build_mixed_dataset
+
+        return build_mixed_dataset(cfg)  # type: ignore[return-value]
     ann = _require_path(getattr(cfg.data, f"{split}_ann"), f"data.{split}_ann")
     images = _require_path(getattr(cfg.data, f"{split}_images"), f"data.{split}_images")
     box_source = "gt" if split == "train" else (boxes or cfg.test.boxes)
@@ -148,17 +164,7 @@ def build_dataset(cfg: ExperimentConfig, split: str, boxes: str | None = None) -
     )
     if not samples:
         raise HeatposeError(f"no people to use in {ann} ({split} split, boxes: {box_source})")
-    augmentation = None
-    if split == "train":
-        d = cfg.data
-        augmentation = Augmentation(
-            scale_factor=d.scale_factor,
-            rot_factor=d.rot_factor,
-            rot_prob=d.rot_prob,
-            flip=d.flip,
-            half_body_prob=d.half_body_prob,
-            half_body_min_joints=d.half_body_min_joints,
-        )
+    augmentation = train_augmentation(cfg) if split == "train" else None
     return PoseDataset(
         samples,
         build_codec(cfg),
