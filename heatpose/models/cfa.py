@@ -328,3 +328,19 @@ class StageView(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.cascade(x)[self.stage]
+
+
+class FusedOutput(nn.Module):
+    """A cascade as a one-output model: ``forward(x)`` is ``cascade.fuse(cascade(x))``, the
+    (N, K, H/4, W/4) prediction. For exporters and runtimes that expect a single tensor."""
+
+    def __init__(self, cascade: CFA):
+        super().__init__()
+        self.cascade = cascade
+
+    @property
+    def num_joints(self) -> int:
+        return self.cascade.num_joints
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.cascade.fuse(self.cascade(x))
