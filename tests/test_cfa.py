@@ -186,7 +186,9 @@ def test_stage_view_is_one_stage() -> None:
     x = images(1)
     with torch.no_grad():
         out = model(x)
-        assert torch.equal(StageView(model, 1)(x), out[1])
+        view = StageView(model, 1)
+        assert not view.training  # keeps the cascade's mode (a new Module starts in training mode)
+        assert torch.equal(view(x), out[1])
     with pytest.raises(ValueError):
         StageView(model, 3)
 

@@ -321,6 +321,7 @@ class StageView(nn.Module):
             raise ValueError(f"stage {stage} out of range for {cascade.num_stages} stages")
         self.cascade = cascade
         self.stage = stage
+        self.train(cascade.training)  # a new Module starts in training mode; keep the cascade's
 
     @property
     def num_joints(self) -> int:
@@ -337,6 +338,7 @@ class FusedOutput(nn.Module):
     def __init__(self, cascade: CFA):
         super().__init__()
         self.cascade = cascade
+        self.train(cascade.training)  # a new Module starts in training mode; keep the cascade's
 
     @property
     def num_joints(self) -> int:
