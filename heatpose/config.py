@@ -133,7 +133,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "model.arch": ("simple_baseline", "cfa"),
     "model.stage_type": ("resnet", "hourglass"),
     "model.stage_input": ("image", "features"),
-    "data.dataset": ("coco", "mpii"),
+    "data.dataset": ("coco", "mpii", "lip"),
     "data.schema": ("coco", "mpii", "lip"),
     "data.color_order": ("rgb", "bgr"),
     "train.amp": ("none", "bf16", "fp16", "auto"),

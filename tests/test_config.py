@@ -40,7 +40,10 @@ def test_config_name_matches_contents(path):
     assert cfg.data.input_size == [int(width), int(height)]
     assert (cfg.model.num_deconv_filters, cfg.model.num_deconv_layers) == (int(filters), int(layers))
     assert cfg.train.lr == float(lr)
-    assert cfg.data.schema == ("mpii" if path.parent.name == "mpii" else "coco")
+    if path.parent.name == "cfa":  # CFA is an MPII/LIP model (16 joints)
+        assert cfg.data.schema == ("lip" if "_lip" in path.name else "mpii")
+    else:
+        assert cfg.data.schema == ("mpii" if path.parent.name == "mpii" else "coco")
     # Each file is one row of a results table and says what number that row should reach.
     assert re.search(r"^# .*(AP|PCKh)", path.read_text(), re.MULTILINE), "no reference number comment"
     if path.parent.name not in FULL:
