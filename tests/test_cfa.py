@@ -275,3 +275,23 @@ def test_full_checkpoint_of_a_grown_model_loads_strictly(tmp_path) -> None:
     grow_state_dict(grown, make_model(config("cfa", 2, "hourglass")).state_dict())
     fresh = make_model(config("cfa", 3, "hourglass"))
     load_model_weights(fresh, {"model": grown.state_dict()})
+
+
+def test_stage_weights_weight_each_stage_loss() -> None:
+    target = torch.zeros(1, 2, 4, 4)
+    stages = [torch.ones(1, 2, 4, 4), 2 * torch.ones(1, 2, 4, 4)]
+    weight = torch.ones(1, 2)
+    plain = [JointsMSELoss()(s, target, weight) for s in stages]  # 0.5 and 2.0
+    weighted = JointsMSELoss(stage_weights=[0.0, 3.0])(stages, target, weight)
+    assert weighted.item() == pytest.approx(3.0 * plain[1].item())
+    assert JointsMSELoss()(stages, target, weight).item() == pytest.approx(sum(p.item() for p in plain))
+    with pytest.raises(ValueError, match="2 predicted stages but 3 stage weights"):
+        JointsMSELoss(stage_weights=[1, 1, 1])(stages, target, weight)
+
+
+@pytest.mark.parametrize("weights", [[1.0], [1.0, -1.0], [0.0, 0.0]])
+def test_config_rejects_bad_stage_weights(weights: list[float]) -> None:
+    from heatpose.config import config_from_dict
+
+    with pytest.raises(HeatposeError, match=r"train\.stage_weights"):
+        config_from_dict({"model": {"arch": "cfa", "num_stages": 2}, "train": {"stage_weights": weights}})
