@@ -9,6 +9,12 @@ rounds the centre to an integer pixel exactly as the official code (``int(x / st
 Decoding is argmax plus a quarter-pixel step toward the higher neighbour (official), or DARK
 (Zhang et al., CVPR 2020: Taylor expansion of the log of the blurred heatmap), then the
 inverse of the crop's affine map back to image pixels.
+
+``udp=True`` is Unbiased Data Processing (Huang et al., CVPR 2020): crop and heatmap
+coordinates are pixel indices, heatmap = crop x ``(h - 1) / (w - 1)`` per axis, sub-pixel
+Gaussian centres, and the crop itself is built the same way
+(``transforms.get_affine_transform(udp=True)``), so a flip of the image, of the crop and of
+the heatmap all agree and the flip test needs no shift (:func:`flip_back` with ``shift=0``).
 """
 
 from __future__ import annotations
@@ -33,10 +39,15 @@ class HeatmapCodec:
     heatmap_size: tuple[int, int]
     sigma: float = 2.0
     subpixel: bool = False
+    udp: bool = False
 
     @property
     def stride(self) -> np.ndarray:
-        return np.array(self.input_size, np.float64) / np.array(self.heatmap_size, np.float64)
+        """Input pixels per heatmap pixel: ``input / heatmap`` (official) or, for UDP, the
+        pixel-index ratio ``(input - 1) / (heatmap - 1)``."""
+        inp = np.array(self.input_size, np.float64)
+        hm = np.array(self.heatmap_size, np.float64)
+        return (inp - 1.0) / (hm - 1.0) if self.udp else inp / hm
 
     @property
     def dark_kernel(self) -> int:
@@ -58,14 +69,14 @@ class HeatmapCodec:
             if weight[j] == 0:
                 continue
             mu = np.asarray(joints[j], np.float64) / self.stride
-            if not self.subpixel:
+            if not (self.subpixel or self.udp):
                 mu = np.trunc(mu + 0.5)  # official int(x + 0.5), which truncates toward zero
             ul = np.trunc(mu - tmp)
             br = np.trunc(mu + tmp + 1)
             if ul[0] >= w or ul[1] >= h or br[0] < 0 or br[1] < 0:
                 weight[j] = 0
                 continue
-            if self.subpixel:
+            if self.subpixel or self.udp:
                 gx = np.exp(-((xs - mu[0]) ** 2) / (2 * self.sigma**2))
                 gy = np.exp(-((ys - mu[1]) ** 2) / (2 * self.sigma**2))
             else:
@@ -91,10 +102,14 @@ class HeatmapCodec:
         return coords, maxvals
 
     def heatmap_to_image(self, coords: np.ndarray, centers: np.ndarray, scales: np.ndarray) -> np.ndarray:
-        """Official ``transform_preds``: heatmap pixels of each crop -> original image pixels."""
+        """Official ``transform_preds``: heatmap pixels of each crop -> original image pixels
+        (with ``udp``, the pixel-index map of the UDP crop, so heatmap pixel 0 and ``w - 1`` are
+        the box's two edges)."""
         out = np.empty_like(coords, dtype=np.float64)
         for i in range(len(coords)):
-            inv = get_affine_transform(centers[i], scales[i], 0.0, self.heatmap_size, inverse=True)
+            inv = get_affine_transform(
+                centers[i], scales[i], 0.0, self.heatmap_size, inverse=True, udp=self.udp
+            )
             out[i] = apply_affine(coords[i], inv)
         return out
 

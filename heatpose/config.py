@@ -67,6 +67,7 @@ class DataConfig:
     input_size: list[int] = field(default_factory=lambda: [192, 256])  # width, height
     sigma: float = 2.0
     subpixel_targets: bool = False  # False: the official integer-centre Gaussian
+    codec: str = "official"  # official | udp (pixel-index crops and heatmaps; flip test unshifted)
     color_order: str = "rgb"  # channel order the network was trained on
     mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN_RGB))
     std: list[float] = field(default_factory=lambda: list(IMAGENET_STD_RGB))
@@ -136,6 +137,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "data.dataset": ("coco", "mpii", "lip"),
     "data.schema": ("coco", "mpii", "lip"),
     "data.color_order": ("rgb", "bgr"),
+    "data.codec": ("official", "udp"),
     "train.amp": ("none", "bf16", "fp16", "auto"),
     "test.decode": ("argmax", "dark"),
     "test.flip_shift": ("official", "exact"),

@@ -89,6 +89,7 @@ class PoseDataset(Dataset):
             joints=sample.keypoints[:, :2],
             visible=sample.keypoints[:, 2],
             upper_body=self.schema.upper_body,
+            udp=self.codec.udp,
         )
         crop = warp_crop(image, params.matrix, self.codec.input_size)
         joints, visible = transform_keypoints(sample.keypoints, params, self.flip_index)
@@ -112,6 +113,7 @@ def build_codec(cfg: ExperimentConfig) -> HeatmapCodec:
         heatmap_size=cfg.heatmap_size,
         sigma=cfg.data.sigma,
         subpixel=cfg.data.subpixel_targets,
+        udp=cfg.data.codec == "udp",
     )
 
 

@@ -40,20 +40,35 @@ def get_affine_transform(
     rotation: float,
     output_size: tuple[int, int],
     inverse: bool = False,
+    udp: bool = False,
 ) -> np.ndarray:
     """2x3 matrix mapping source pixels to an ``output_size`` (w, h) crop (or back, ``inverse``).
 
     Closed form of the official three-point construction: the crop centre is ``center``, the
     source width ``scale[0] * 200`` maps onto the output width, and the source is rotated by
     ``rotation`` degrees (counter-clockwise in image coordinates with y down, as the official).
+
+    ``udp=True`` measures the crop in pixel-index units (Huang et al., CVPR 2020, "The Devil is
+    in the Details"): ``center`` goes to the middle pixel index ``((w - 1) / 2, (h - 1) / 2)``
+    and the box width ``scale[0] * 200`` (height ``scale[1] * 200``) onto ``w - 1`` (``h - 1``)
+    pixel steps, per axis as MMPose's ``get_udp_warp_matrix``. Then mirroring the image about
+    ``x -> W - 1 - x`` and cropping about the mirrored centre is exactly the mirrored crop
+    ``x -> w - 1 - x``, and so is mirroring a heatmap built with the same convention: training
+    flips, test flips and heatmap flips agree without any shift.
     """
     out_w, out_h = output_size
-    s = out_w / (float(scale[0]) * PIXEL_STD)
     rad = math.radians(rotation)
     cos, sin = math.cos(rad), math.sin(rad)
-    # dst = s * R(-rot) @ (src - center) + out_center
-    a = np.array([[s * cos, s * sin], [-s * sin, s * cos]], dtype=np.float64)
-    t = np.array([out_w * 0.5, out_h * 0.5]) - a @ np.asarray(center, dtype=np.float64)
+    if udp:
+        sx = (out_w - 1.0) / (float(scale[0]) * PIXEL_STD)
+        sy = (out_h - 1.0) / (float(scale[1]) * PIXEL_STD)
+        out_center = np.array([(out_w - 1.0) * 0.5, (out_h - 1.0) * 0.5])
+    else:
+        sx = sy = out_w / (float(scale[0]) * PIXEL_STD)
+        out_center = np.array([out_w * 0.5, out_h * 0.5])
+    # dst = diag(sx, sy) @ R(-rot) @ (src - center) + out_center
+    a = np.array([[sx * cos, sx * sin], [-sy * sin, sy * cos]], dtype=np.float64)
+    t = out_center - a @ np.asarray(center, dtype=np.float64)
     matrix = np.concatenate([a, t[:, None]], axis=1)
     return invert_affine(matrix) if inverse else matrix
 
@@ -139,11 +154,13 @@ def sample_crop(
     joints: np.ndarray | None = None,
     visible: np.ndarray | None = None,
     upper_body: tuple[int, ...] = (),
+    udp: bool = False,
 ) -> CropParams:
     """Draw the augmentation for one sample (or none, for ``aug=None``) and build its matrix.
 
     The horizontal flip is folded into the affine matrix, which is the same as the official
     "flip the image, mirror the centre, then warp", with one resampling instead of two.
+    ``udp`` selects the pixel-index crop of :func:`get_affine_transform`.
     """
     center = np.asarray(center, dtype=np.float32).copy()
     scale = np.asarray(scale, dtype=np.float32).copy()
@@ -170,10 +187,11 @@ def sample_crop(
     if flipped:
         center[0] = image_width - center[0] - 1
         matrix = compose_affine(
-            get_affine_transform(center, scale, rotation, output_size), horizontal_flip_matrix(image_width)
+            get_affine_transform(center, scale, rotation, output_size, udp=udp),
+            horizontal_flip_matrix(image_width),
         )
     else:
-        matrix = get_affine_transform(center, scale, rotation, output_size)
+        matrix = get_affine_transform(center, scale, rotation, output_size, udp=udp)
     return CropParams(center=center, scale=scale, rotation=rotation, flipped=flipped, matrix=matrix)
 
 

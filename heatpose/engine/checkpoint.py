@@ -7,7 +7,7 @@ A heatpose checkpoint is a dict::
      "epoch": completed epochs, "step": optimiser steps, "best_metric": float | None,
      "rng": {"python", "numpy", "torch", "cuda"}, "config": resolved config dict,
      "meta": {"arch", "backbone_depth", "schema", "num_joints", "input_size",
-              "heatmap_size", "color_order", "mean", "std", "sigma"}}
+              "heatmap_size", "color_order", "mean", "std", "sigma", "codec"}}
 
 ``meta`` states what a user of the weights must know to feed them (input size, colour
 order, mean/std) without the config file. Every file is written to a temporary name in the
@@ -91,6 +91,7 @@ def checkpoint_meta(cfg: ExperimentConfig) -> dict[str, Any]:
         "mean": list(cfg.data.mean),
         "std": list(cfg.data.std),
         "sigma": cfg.data.sigma,
+        "codec": cfg.data.codec,
     }
 
 

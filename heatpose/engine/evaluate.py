@@ -87,12 +87,18 @@ def flip_shift_px(shift: bool | str, input_width: int, heatmap_width: int) -> fl
 
 
 def configured_flip_shift(cfg: ExperimentConfig) -> bool | str:
-    """The ``shift`` argument of :func:`predict_heatmaps` that ``cfg.test`` asks for."""
+    """The ``shift`` argument of :func:`predict_heatmaps` that ``cfg.test`` asks for.
+
+    UDP heatmaps flip exactly (pixel-index coordinates), so they are never shifted."""
+    if cfg.data.codec == "udp":
+        return False
     return cfg.test.flip_shift if cfg.test.shift_heatmap else False
 
 
 def _describe_flip_shift(cfg: ExperimentConfig, dataset: PoseDataset) -> str:
     shift = configured_flip_shift(cfg)
+    if cfg.data.codec == "udp":
+        return " (UDP: flipped heatmaps align exactly, not shifted)"
     if shift is False:
         return " (flipped heatmaps not shifted)"
     px = flip_shift_px(shift, dataset.codec.input_size[0], dataset.codec.heatmap_size[0])

@@ -1,0 +1,99 @@
+"""Resumable sequences of heatpose commands, for ``heatpose demo`` and ``heatpose reproduce``.
+
+Each :class:`CommandStep` *is* a heatpose command line, run in-process through
+:func:`heatpose.cli.main`, so the command a report prints is exactly what ran. A finished step
+leaves a marker in ``OUT/.steps/<name>`` (with its duration); running the sequence again skips
+finished steps, and a training step whose work dir holds ``latest.pth`` continues with
+``--resume``. The commands write their own files atomically, so Ctrl-C leaves no half files.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from heatpose.errors import HeatposeError
+from heatpose.io import atomic_write_text
+
+
+@dataclass
+class CommandStep:
+    """One heatpose command and what it must leave behind."""
+
+    name: str
+    title: str
+    argv: list[str]
+    outputs: list[Path] = field(default_factory=list)
+
+    @property
+    def command(self) -> str:
+        return "heatpose " + " ".join(shlex.quote(a) for a in self.argv)
+
+    @property
+    def work_dir(self) -> Path | None:
+        """The ``--work-dir`` of a ``train`` step, else None."""
+        if self.argv[:1] == ["train"] and "--work-dir" in self.argv:
+            return Path(self.argv[self.argv.index("--work-dir") + 1])
+        return None
+
+
+def step_done(out: Path, step: CommandStep) -> bool:
+    return (out / ".steps" / step.name).is_file() and all(p.exists() for p in step.outputs)
+
+
+def run_steps(
+    out: Path,
+    steps: list[CommandStep],
+    resume_command: str,
+    prepare: Callable[[CommandStep], None] | None = None,
+    run_command: Callable[[list[str]], int] | None = None,
+) -> dict[str, float]:
+    """Run the steps not yet done, in order; returns seconds per step run now.
+
+    ``prepare(step)`` runs just before a step (e.g. to write the config a training step reads).
+    On Ctrl-C the finished steps are kept and the message names ``resume_command``.
+    """
+    from heatpose.cli import main as cli_main
+
+    run_command = run_command or cli_main
+    timings: dict[str, float] = {}
+    current = steps[0].name if steps else ""
+    try:
+        for step in steps:
+            current = step.name
+            if step_done(out, step):
+                print(f"{step.name}: already done, skipped", file=sys.stderr)
+                continue
+            if prepare is not None:
+                prepare(step)
+            work_dir = step.work_dir
+            if work_dir is not None and (work_dir / "latest.pth").is_file() and "--resume" not in step.argv:
+                step.argv.append("--resume")
+            print(f"{step.title}: {step.command}", file=sys.stderr)
+            tic = time.perf_counter()
+            status = run_command(step.argv)
+            if status != 0:
+                raise HeatposeError(f"step {step.name!r} failed (exit {status}): {step.command}")
+            timings[step.name] = time.perf_counter() - tic
+            atomic_write_text(out / ".steps" / step.name, f"{timings[step.name]:.1f}\n")
+    except KeyboardInterrupt:
+        print(
+            f"heatpose: interrupted during step {current!r}; finished steps are kept. "
+            f"Continue with: {resume_command}",
+            file=sys.stderr,
+        )
+        raise
+    return timings
+
+
+def step_seconds(out: Path, name: str) -> float | None:
+    """The recorded duration of a finished step (None when it has not finished)."""
+    marker = out / ".steps" / name
+    try:
+        return float(marker.read_text().strip())
+    except (OSError, ValueError):
+        return None
