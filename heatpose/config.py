@@ -276,6 +276,14 @@ def validate(cfg: ExperimentConfig) -> None:
 
 def _validate_multi_stage(cfg: ExperimentConfig) -> None:
     """CFA loss weights and the multi-dataset list."""
+    m = cfg.model
+    if m.arch == "cfa" and m.stage_type == "hourglass" and m.hourglass_depth >= 1:
+        unit = 4 * 2**m.hourglass_depth
+        if any(side % unit for side in cfg.data.input_size):
+            raise HeatposeError(
+                f"config key 'data.input_size': {cfg.data.input_size} must be multiples of {unit} "
+                f"for hourglass stages of depth {m.hourglass_depth} (4 * 2**depth)"
+            )
     weights = cfg.train.stage_weights
     outputs = cfg.model.num_stages if cfg.model.arch == "cfa" else 1
     if weights and (len(weights) != outputs or min(weights) < 0 or sum(weights) <= 0):

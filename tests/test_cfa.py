@@ -295,3 +295,12 @@ def test_config_rejects_bad_stage_weights(weights: list[float]) -> None:
 
     with pytest.raises(HeatposeError, match=r"train\.stage_weights"):
         config_from_dict({"model": {"arch": "cfa", "num_stages": 2}, "train": {"stage_weights": weights}})
+
+
+def test_config_rejects_input_sizes_an_hourglass_cannot_pool() -> None:
+    from heatpose.config import config_from_dict
+
+    model = {"arch": "cfa", "stage_type": "hourglass", "hourglass_depth": 4}
+    with pytest.raises(HeatposeError, match="multiples of 64 for hourglass stages of depth 4"):
+        config_from_dict({"model": model, "data": {"input_size": [96, 128]}})
+    config_from_dict({"model": {**model, "hourglass_depth": 3}, "data": {"input_size": [96, 128]}})
