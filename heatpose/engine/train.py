@@ -144,27 +144,24 @@ def validate(
     """
     model = unwrap_model(model)
     broadcast_buffers(model)
-
-    def scores(net: nn.Module) -> dict[str, float]:
-        preds = predict_dataset(
-            net,
-            dataset,
-            device,
-            cfg.test.batch_size,
-            flip=cfg.test.flip,
-            shift=configured_flip_shift(cfg),
-            decode=cfg.test.decode,
-            num_workers=cfg.train.num_workers,
-            amp_dtype=amp_dtype,
-            channels_last=cfg.train.channels_last,
-        )
-        return score_coco(preds, cfg)[1] if is_main_process() else {}
-
-    stats = scores(model)
+    preds = predict_dataset(
+        model,
+        dataset,
+        device,
+        cfg.test.batch_size,
+        flip=cfg.test.flip,
+        shift=configured_flip_shift(cfg),
+        decode=cfg.test.decode,
+        num_workers=cfg.train.num_workers,
+        amp_dtype=amp_dtype,
+        channels_last=cfg.train.channels_last,
+    )
+    stats = score_coco(preds, cfg)[1] if is_main_process() else {}
     if cfg.train.val_per_stage and isinstance(model, CFA) and model.num_stages > 1:
-        # one more inference pass per stage, so users see the refinement stage by stage
+        # each stage alone, one more inference pass each, so users see the refinement stage by stage
         for s in range(model.num_stages):
-            stats.update({f"stage{s + 1}_{k}": v for k, v in scores(StageView(model, s)).items()})
+            stage_stats = validate(StageView(model, s), dataset, cfg, device, amp_dtype)
+            stats.update({f"stage{s + 1}_{k}": v for k, v in stage_stats.items()})
     return broadcast_object(stats)
 
 
