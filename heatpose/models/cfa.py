@@ -115,6 +115,8 @@ class ResNetStage(nn.Module):
     """One ResNet encoder-decoder stage: stride-4 input (N, 64, H/4, W/4) -> :class:`StageOutput`.
 
     ``with_stem=False`` drops ``conv1``/``bn1`` (stages fed by the previous stage's features).
+    The ResNet's ``layer1``..``layer4`` run one by one here rather than through
+    ``ResNet.forward_features``, because the aggregation adds into each level between them.
     """
 
     def __init__(
