@@ -32,10 +32,11 @@ def _synth(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from heatpose.config import load_config
-    from heatpose.engine.train import train
 
     overrides = [*args.set, f"model.init_from={args.init_from}"] if args.init_from else args.set
-    cfg = load_config(args.config, overrides)
+    cfg = load_config(args.config, overrides)  # before importing torch: a bad config fails fast
+    from heatpose.engine.train import train
+
     work_dir = args.work_dir or str(Path("work_dirs") / Path(args.config).stem)
     train(cfg, work_dir, resume=args.resume)
     return 0
@@ -43,9 +44,10 @@ def _train(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from heatpose.config import load_config
-    from heatpose.engine.evaluate import evaluate
 
     cfg = load_config(args.config, args.set)
+    from heatpose.engine.evaluate import evaluate
+
     evaluate(cfg, args.checkpoint, boxes=args.boxes, flip=args.flip, out_dir=args.out_dir)
     return 0
 
@@ -146,13 +148,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(err: BaseException) -> str:
+    """The user-facing line of an error, also when a DataLoader worker raised it.
+
+    PyTorch re-raises a worker's exception in the main process as the same type whose message
+    is ``"Caught X in DataLoader worker process N.\nOriginal Traceback ...\nX: message"``;
+    the line the user needs is the original message at the end.
+    """
+    text = str(err).strip()
+    if "Original Traceback" in text:
+        last = text.splitlines()[-1]
+        head, sep, message = last.partition(": ")
+        text = message if sep and " " not in head else last
+    if isinstance(err, OSError) and err.strerror:
+        text = f"{err.filename}: {err.strerror}" if err.filename else err.strerror
+    lines = text.splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
     except HeatposeError as err:
-        print(f"heatpose: error: {err}", file=sys.stderr)
+        print(f"heatpose: error: {one_line(err)}", file=sys.stderr)
+        return 2
+    except OSError as err:  # the environment: read-only folder, a file where a folder should be, disk full
+        print(f"heatpose: error: {one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("heatpose: interrupted", file=sys.stderr)

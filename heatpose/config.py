@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -170,6 +171,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return None
         raise HeatposeError(f"config key {key!r}: expected null, got {value!r}")
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise HeatposeError(f"config key {key!r}: {value!r} is not a finite number")
         return float(value)
     if tp is str and value is None:
         return ""
@@ -239,17 +242,54 @@ def config_from_dict(data: dict[str, Any], overrides: list[str] | tuple[str, ...
     return cfg
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping.
+
+    Plain YAML loading keeps the last of two equal keys, so a second ``train:`` section would
+    silently replace the first.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            with contextlib.suppress(TypeError):  # unhashable keys: let SafeLoader report them
+                if key in seen:
+                    raise HeatposeError(
+                        f"duplicate key {key!r} at line {line} (first given at line {seen[key]})"
+                    )
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _StrictLoader.construct_mapping)
+
+
+def load_yaml(path: Path) -> Any:
+    """Parse a YAML file strictly (duplicate keys are an error); errors name the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise HeatposeError(f"{path}: cannot read config file: {err}") from None
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no python tags
+    except HeatposeError as err:
+        raise HeatposeError(f"{path}: {err}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise HeatposeError(f"{path}: not valid YAML{where}") from None
+
+
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
     """Read a YAML experiment file and apply ``section.key=value`` overrides."""
     path = Path(path)
     if not path.is_file():
         raise HeatposeError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise HeatposeError(f"{path}: not valid YAML{where}") from None
+    data = load_yaml(path)
+    if data is None:
+        raise HeatposeError(f"{path}: config file is empty (expected model/data/train/test sections)")
     if not isinstance(data, dict):
         raise HeatposeError(f"{path}: top level must be a mapping of sections")
     try:
@@ -271,6 +311,7 @@ def validate(cfg: ExperimentConfig) -> None:
         raise HeatposeError(f"config key 'data.sigma': {cfg.data.sigma} must be > 0")
     if cfg.train.epochs < 1 or cfg.train.batch_size < 1:
         raise HeatposeError("config keys 'train.epochs' and 'train.batch_size' must be >= 1")
+    _check_ranges(cfg)
     _validate_multi_stage(cfg)
 
 
@@ -299,6 +340,49 @@ def _validate_multi_stage(cfg: ExperimentConfig) -> None:
             raise HeatposeError(f"{where}.ratio': {ts.ratio} must be > 0")
         if not ts.ann or not ts.images:
             raise HeatposeError(f"{where}': 'ann' and 'images' must both be set")
+
+
+# (key, lowest, highest, lowest allowed?, highest allowed?): None = unbounded on that side.
+_RANGES: tuple[tuple[str, float | None, float | None, bool, bool], ...] = (
+    ("train.lr", 0, None, False, True),
+    ("train.lr_factor", 0, 1, False, True),
+    ("train.weight_decay", 0, None, True, True),
+    ("train.warmup_iters", 0, None, True, True),
+    ("train.warmup_ratio", 0, 1, True, True),
+    ("train.grad_clip", 0, None, True, True),
+    ("train.seed", 0, 2**32, True, False),
+    ("train.num_workers", 0, None, True, True),
+    ("train.val_interval", 0, None, True, True),
+    ("train.batch_size", 1, None, True, True),
+    ("test.batch_size", 1, None, True, True),
+    ("data.box_enlarge", 0, None, False, True),
+    ("data.scale_factor", 0, None, True, True),
+    ("data.rot_factor", 0, None, True, True),
+    ("data.rot_prob", 0, 1, True, True),
+    ("data.half_body_prob", 0, 1, True, True),
+    ("data.half_body_min_joints", 0, None, True, True),
+    ("test.det_score_thr", 0, 1, True, True),
+    ("test.oks_nms_thr", 0, 1, True, True),
+    ("test.rescore_thr", 0, 1, True, True),
+)
+
+
+def _check_ranges(cfg: ExperimentConfig) -> None:
+    """Values, not just types: learning rates, probabilities, factors, sizes and seeds."""
+    for key, low, high, low_ok, high_ok in _RANGES:
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name, None)
+        if value is None:  # a key this version of the config does not have
+            continue
+        too_low = low is not None and (value < low or (value == low and not low_ok))
+        too_high = high is not None and (value > high or (value == high and not high_ok))
+        if too_low or too_high:
+            lo = "" if low is None else f"{low:g} {'<=' if low_ok else '<'} "
+            hi = "" if high is None else f" {'<=' if high_ok else '<'} {high:g}"
+            raise HeatposeError(f"config key {key!r}: {value!r} is out of range (need {lo}{name}{hi})")
+    bad_steps = [s for s in cfg.train.lr_steps if s < 0]
+    if bad_steps:
+        raise HeatposeError(f"config key 'train.lr_steps': {bad_steps[0]} is negative (epochs count from 0)")
 
 
 def config_to_dict(cfg: ExperimentConfig) -> dict[str, Any]:

@@ -7,7 +7,6 @@ boxes from a COCO detection-results json; which one is always recorded in
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import numpy as np
 from heatpose.data.records import PersonSample
 from heatpose.data.transforms import box_to_center_scale
 from heatpose.errors import HeatposeError
-from heatpose.io import load_json
+from heatpose.io import load_json, resolve_image_path
 
 
 def check_coco_sections(data: Any, name: str) -> None:
@@ -126,7 +125,9 @@ def _gt_samples(
         kpts[:, 2] = np.minimum(kpts[:, 2], 2)
         samples.append(
             PersonSample(
-                image_path=str(image_dir / image["file_name"]),
+                image_path=str(
+                    resolve_image_path(image_dir, image["file_name"], f"{where}: image {image['id']}")
+                ),
                 image_id=int(ann["image_id"]),
                 center=center,
                 scale=scale,
@@ -173,7 +174,7 @@ def _detection_samples(
         center, scale = box_to_center_scale(det["bbox"], aspect_ratio, enlarge)
         samples.append(
             PersonSample(
-                image_path=str(image_dir / image["file_name"]),
+                image_path=str(resolve_image_path(image_dir, image["file_name"], f"image {image['id']}")),
                 image_id=int(det["image_id"]),
                 center=center,
                 scale=scale,

@@ -59,9 +59,7 @@ constants below ("difficulty knobs").
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass

@@ -6,6 +6,8 @@ A heatpose checkpoint is a dict::
     {"model": state_dict (no "module." prefix), "optimizer", "scheduler", "scaler",
      "epoch": completed epochs, "step": optimiser steps, "best_metric": float | None,
      "rng": {"python", "numpy", "torch", "cuda"}, "config": resolved config dict,
+     "best_epoch": int | None, "history": [{"epoch", "train_loss", "lr", val metrics...}],
+     "config_history": [{"epoch", "changes": {key: [old, new]}}]  (see engine/resume.py),
      "meta": {"arch", "backbone_depth", "schema", "num_joints", "input_size",
               "heatmap_size", "color_order", "mean", "std", "sigma", "codec"}}
 
@@ -34,8 +36,31 @@ CHECKPOINT_KEYS = (
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` through :func:`atomic_write`."""
-    return atomic_write(path, lambda f: torch.save(obj, f))
+    """``torch.save`` through :func:`atomic_write`.
+
+    The disk must have room for the tensors first (:func:`estimated_size`), so a nearly full
+    disk fails before anything is written, with the size it needs in the error line.
+    """
+    return atomic_write(path, lambda f: torch.save(obj, f), size_hint=estimated_size(obj))
+
+
+def estimated_size(obj: Any) -> int:
+    """Bytes ``torch.save(obj)`` will write, about: every distinct tensor storage + 64 KiB."""
+    seen: dict[int, int] = {}
+
+    def walk(x: Any) -> None:
+        if isinstance(x, torch.Tensor):
+            storage = x.untyped_storage()
+            seen[storage.data_ptr() or id(storage)] = storage.nbytes()
+        elif isinstance(x, dict):
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, (list, tuple)):
+            for v in x:
+                walk(v)
+
+    walk(obj)
+    return sum(seen.values()) + 2**16
 
 
 # --------------------------------------------------------------------------- RNG state
@@ -122,8 +147,15 @@ def make_checkpoint(
     epoch: int,
     step: int,
     best_metric: float | None,
+    best_epoch: int | None = None,
+    history: list[dict[str, Any]] | None = None,
+    config_history: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The full training state; ``model`` must be the bare model (no DDP wrapper)."""
+    """The full training state; ``model`` must be the bare model (no DDP wrapper).
+
+    ``history`` (one dict of metrics per finished epoch) lets a resume rewrite metrics.csv
+    whatever happened to the file; ``best_epoch`` lets it repair a missing ``best.pth``.
+    """
     return {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -132,6 +164,9 @@ def make_checkpoint(
         "epoch": epoch,
         "step": step,
         "best_metric": best_metric,
+        "best_epoch": best_epoch,
+        "history": list(history or []),
+        "config_history": list(config_history or []),
         "rng": rng_state(),
         "config": config_to_dict(cfg),
         "meta": checkpoint_meta(cfg),

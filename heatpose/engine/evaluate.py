@@ -242,7 +242,7 @@ def evaluate(
     with distributed_run() as info:
         obj = read_checkpoint(checkpoint)
         model = build_model(dataclasses.replace(cfg.model, pretrained="", weights=""))
-        load_model_weights(model, obj)
+        load_model_weights(model, obj, name=checkpoint)
         meta = obj.get("meta") if isinstance(obj, dict) else None
         if isinstance(meta, dict) and is_main_process():
             for problem in meta_mismatches(meta, cfg):

@@ -47,15 +47,23 @@ class TrainLogger:
     """
 
     def __init__(
-        self, work_dir: str | Path, iters_per_epoch: int, resume_epoch: int = 0, resume_step: int = 0
+        self,
+        work_dir: str | Path,
+        iters_per_epoch: int,
+        resume_epoch: int = 0,
+        resume_step: int = 0,
+        history: list[dict[str, Any]] | None = None,
     ):
         self.work_dir = Path(work_dir)
         self.iters_per_epoch = max(1, iters_per_epoch)
         self.iter_path = self.work_dir / "train_log.csv"
         self.epoch_path = self.work_dir / "metrics.csv"
         old_iters = read_csv(self.iter_path, max_epoch=resume_epoch)
-        self.epoch_rows = read_csv(self.epoch_path, max_epoch=resume_epoch)
-        self._epoch_fields = list(self.epoch_rows[0]) if self.epoch_rows else []
+        # The checkpoint's per-epoch history, when it has one, wins over metrics.csv (which loses
+        # the rows of epochs whose csv write was cut off).
+        rows = read_csv(self.epoch_path, max_epoch=resume_epoch) if history is None else history
+        self.epoch_rows = [dict(r) for r in rows if r["epoch"] <= resume_epoch]
+        self._epoch_fields = list(dict.fromkeys(k for r in self.epoch_rows for k in r))
         _rewrite(self.iter_path, list(ITER_FIELDS), old_iters)
         _rewrite(self.epoch_path, self._epoch_fields, self.epoch_rows)
         # What the plot needs, kept compact: runs can have 10^5-10^6 iterations.

@@ -25,10 +25,11 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from heatpose.config import ExperimentConfig, config_to_dict, dump_config
+from heatpose.config import ExperimentConfig
 from heatpose.data.dataset import PoseDataset, build_dataset
 from heatpose.engine.checkpoint import (
     atomic_save,
+    estimated_size,
     load_training_checkpoint,
     make_checkpoint,
     seed_everything,
@@ -46,10 +47,18 @@ from heatpose.engine.distributed import (
 from heatpose.engine.evaluate import configured_flip_shift, metric_names, predict_dataset, score_coco
 from heatpose.engine.logs import TrainLogger
 from heatpose.engine.optim import OptimStep, build_optimizer, build_scheduler
+from heatpose.engine.resume import (
+    apply_config_to_state,
+    check_resume_changes,
+    describe_changes,
+    extend_history,
+    render_config_yaml,
+    repair_best,
+)
 from heatpose.errors import HeatposeError
-from heatpose.io import atomic_write_text
+from heatpose.io import atomic_write_text, check_free_space, remove_orphan_temp_files
 from heatpose.losses import JointsMSELoss
-from heatpose.models import build_model
+from heatpose.models import build_model, load_model_weights
 from heatpose.models.cfa import CFA, StageView
 from heatpose.models.flops import config_cost
 from heatpose.models.growth import init_from_checkpoint
@@ -194,11 +203,15 @@ def _train(
         choices = ", ".join(metric_names(cfg))
         raise HeatposeError(f"config key 'train.save_metric': {tcfg.save_metric!r} is not one of {choices}")
     latest_path, best_path = work_dir / "latest.pth", work_dir / "best.pth"
+    if work_dir.exists() and not work_dir.is_dir():
+        raise HeatposeError(f"work dir {work_dir} is a file, not a folder")
     ckpt = None
+    changes: dict[str, list] = {}
     if resume:
         if not latest_path.is_file():
             raise HeatposeError(f"--resume: no checkpoint to resume from at {latest_path}")
         ckpt = load_training_checkpoint(latest_path)
+        changes = check_resume_changes(ckpt["config"], cfg, latest_path)  # refused: nothing written
     elif latest_path.exists():
         raise HeatposeError(
             f"{work_dir} already holds a checkpoint (latest.pth): pass --resume to continue that run "
@@ -237,16 +250,23 @@ def _train(
     optim_step = OptimStep(optimizer, device, amp=tcfg.amp, grad_clip=tcfg.grad_clip)
     torch.backends.cudnn.benchmark = True
 
-    start_epoch, step, best_metric = 0, 0, None
+    start_epoch, step, best_metric, best_epoch = 0, 0, None, None
+    history: list[dict] = []  # one dict of metrics per finished epoch, kept in the checkpoint
+    config_history: list[dict] = []  # accepted --resume changes (engine/resume.py)
     if ckpt is not None:
-        unwrap_model(model).load_state_dict(ckpt["model"])
+        load_model_weights(unwrap_model(model), ckpt["model"], name=latest_path)
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
-        optim_step.scaler.load_state_dict(ckpt["scaler"])
         start_epoch, step, best_metric = int(ckpt["epoch"]), int(ckpt["step"]), ckpt["best_metric"]
+        best_epoch = ckpt.get("best_epoch")
+        history = list(ckpt.get("history") or [])
+        apply_config_to_state(
+            cfg, changes, optimizer, scheduler, optim_step, ckpt["scaler"], step, len(loader)
+        )
+        config_history = extend_history(ckpt.get("config_history") or [], changes, start_epoch + 1)
         set_rng_state(ckpt["rng"])
         if main:
-            _report_resume_changes(ckpt, cfg, start_epoch, step, len(loader))
+            _report_resume_changes(changes, start_epoch, step, len(loader))
     if info.distributed:
         model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
@@ -255,8 +275,24 @@ def _train(
     logger = None
     if main:
         work_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(work_dir / "config.yaml", dump_config(cfg))
-        logger = TrainLogger(work_dir, len(loader), resume_epoch=start_epoch, resume_step=step)
+        removed = remove_orphan_temp_files(work_dir)
+        if removed:
+            print(
+                f"removed {len(removed)} temporary file(s) left by an interrupted write in {work_dir}",
+                file=sys.stderr,
+            )
+        if ckpt is not None:
+            repair_best(latest_path, best_path, ckpt)
+        # Weights + Adam's two moments: refuse now rather than after an epoch of work.
+        check_free_space(latest_path, 3 * estimated_size(unwrap_model(model).state_dict()))
+        atomic_write_text(work_dir / "config.yaml", render_config_yaml(cfg, config_history))
+        logger = TrainLogger(
+            work_dir,
+            len(loader),
+            resume_epoch=start_epoch,
+            resume_step=step,
+            history=history if ckpt is not None and "history" in ckpt else None,
+        )
         print(
             f"train: {len(train_set)} people, {len(loader)} iterations/epoch, batch {tcfg.batch_size} x "
             f"{info.world_size} process(es), {optim_step.precision}"
@@ -288,10 +324,16 @@ def _train(
                 best_metric is None or val_stats[tcfg.save_metric] > best_metric
             )
             if is_best:
-                best_metric = val_stats[tcfg.save_metric]
+                best_metric, best_epoch = val_stats[tcfg.save_metric], epoch + 1
+            history.append({"epoch": epoch + 1, **{k: float(v) for k, v in metrics.items()}})
             if main:
                 bare, scaler = unwrap_model(model), optim_step.scaler
-                state = make_checkpoint(cfg, bare, optimizer, scheduler, scaler, epoch + 1, step, best_metric)
+                state = make_checkpoint(
+                    cfg, bare, optimizer, scheduler, scaler, epoch + 1, step, best_metric,
+                    best_epoch=best_epoch, history=history, config_history=config_history,
+                )  # fmt: skip
+                # latest first: a kill before best.pth is written is repaired on resume
+                # (latest.pth says its epoch is the best one; see engine/resume.py: repair_best)
                 atomic_save(state, latest_path)
                 if is_best:
                     atomic_save(state, best_path)
@@ -317,18 +359,11 @@ def _train(
 
 
 def _report_resume_changes(
-    ckpt: dict, cfg: ExperimentConfig, start_epoch: int, step: int, iters_per_epoch: int
+    changes: dict[str, list], start_epoch: int, step: int, iters_per_epoch: int
 ) -> None:
-    """Say which config values differ from the checkpoint's run (epochs may, others break exactness)."""
-    old, new = ckpt["config"], config_to_dict(cfg)
-    changed = [
-        f"{section}.{key}: {old[section].get(key)!r} -> {value!r}"
-        for section, values in new.items()
-        for key, value in values.items()
-        if old.get(section, {}).get(key) != value
-    ]
-    if changed:
-        print("resume: config differs from the checkpoint's run: " + "; ".join(changed), file=sys.stderr)
+    """Say which config values differ from the checkpoint's run and take effect now."""
+    if changes:
+        print(describe_changes(changes, start_epoch + 1), file=sys.stderr)
     if step != start_epoch * iters_per_epoch:
         print(
             f"resume: warning: {step} steps in {start_epoch} epochs, but now {iters_per_epoch} iterations"

@@ -14,6 +14,7 @@ heatpose's native layout is ``backbone.*`` + ``head.deconv_layers.*`` + ``head.f
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,26 +30,82 @@ _HEAD_ROOTS = ("deconv_layers.", "final_layer.")
 _MAX_NAMED = 3  # keys quoted per category in error messages
 
 
-def read_checkpoint(path: str | Path) -> Any:
-    """``torch.load`` to CPU; a missing or unreadable file is a :class:`HeatposeError`.
+def _numpy_safe_globals() -> list[Any]:
+    """The numpy reconstruction functions and types that an array, scalar or dtype pickles as.
 
-    Tries ``weights_only=True`` first. MMPose checkpoints keep numpy arrays in ``meta``,
-    which the safe unpickler refuses; those fall back to a full unpickle, so only load
-    checkpoints from sources you trust.
+    MMPose (and many other) checkpoints keep numpy values in ``meta``. Each entry is allowed
+    under the name numpy 2 writes and under the ``numpy.core`` name numpy 1 wrote; none of
+    them can run anything but numpy's own array/scalar/dtype construction.
+    """
+    import numpy as np
+    from numpy._core import multiarray
+
+    allowed: list[Any] = [np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar]
+    allowed += [(np.ndarray, "numpy.ndarray"), (np.dtype, "numpy.dtype")]
+    allowed += [
+        (multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
+        (multiarray.scalar, "numpy.core.multiarray.scalar"),
+    ]
+    allowed += [t for t in vars(np.dtypes).values() if isinstance(t, type) and issubclass(t, np.dtype)]
+    return allowed
+
+
+def read_checkpoint(path: str | Path) -> Any:
+    """``torch.load(weights_only=True)`` to CPU: no file heatpose reads can run code.
+
+    Tensors, plain python values and numpy arrays/scalars/dtypes (MMPose's ``meta``) load; a
+    file that needs any other global is refused in one line naming the global and the file,
+    never unpickled. Missing, empty, truncated and non-checkpoint files are one line each.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise HeatposeError(f"checkpoint not found: {path}")
+    if not path.is_file():
+        raise HeatposeError(f"checkpoint path is not a file: {path}")
     try:
-        try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError as err:
+        raise HeatposeError(f"cannot read checkpoint {path}: {err.strerror}") from None
+    if not head:
+        raise HeatposeError(f"cannot read checkpoint {path}: the file is empty (0 bytes): a cut-off write?")
+    if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):
+        raise HeatposeError(
+            f"cannot read checkpoint {path}: not a PyTorch checkpoint (neither a torch.save zip archive "
+            f"nor a pickle; it starts with {head!r})"
+        )
+    try:
+        with torch.serialization.safe_globals(_numpy_safe_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as err:
-            if "weights_only" not in str(err).lower():
-                raise
-            return torch.load(path, map_location="cpu", weights_only=False)
+    except pickle.UnpicklingError as err:
+        raise HeatposeError(_describe_unpickling_error(path, err)) from None
     except Exception as err:
-        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise HeatposeError(f"cannot read checkpoint {path}: {first_line}") from err
+        text = str(err)
+        if "zip archive" in text or "central directory" in text or isinstance(err, EOFError):
+            raise HeatposeError(
+                f"cannot read checkpoint {path}: the file is truncated or corrupt (not a complete archive)"
+            ) from None
+        first_line = (text.strip().splitlines() or [type(err).__name__])[0]
+        raise HeatposeError(f"cannot read checkpoint {path}: {first_line}") from None
+
+
+def _describe_unpickling_error(path: Path, err: Exception) -> str:
+    text = str(err)
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if found:
+        name = found.group(1)
+        try:  # the full dotted names ("builtins.exec" where the message says "exec")
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+            name = next((g for g in unsafe if g.rsplit(".", 1)[-1] == name.rsplit(".", 1)[-1]), name)
+        except Exception:  # the message's name will do
+            pass
+        return (
+            f"cannot read checkpoint {path}: it needs the global {name}, which could run code; "
+            "heatpose loads only tensors, plain values and numpy arrays (torch.load weights_only=True)"
+        )
+    detail = re.search(r"WeightsUnpickler error: ([^\n]+)", text)
+    reason = detail.group(1) if detail else (text.strip().splitlines() or ["unpickling failed"])[0]
+    return f"cannot read checkpoint {path}: it cannot be loaded safely (weights_only=True): {reason}"
 
 
 def _is_state_dict(obj: Any) -> bool:
@@ -121,6 +178,12 @@ def _check_and_load(module: nn.Module, state: dict[str, Tensor], strict: bool, w
     With ``strict=False`` missing/unexpected keys are allowed but shape mismatches are not.
     """
     _fill_num_batches_tracked(state, module)
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise HeatposeError(
+            f"{what} holds NaN or infinite weights in {_plural(len(bad), 'tensor')} ({_names(bad)}): "
+            "it was saved from a diverged run or is corrupt"
+        )
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -148,18 +211,29 @@ def load_backbone_weights(backbone: nn.Module, path_or_state_dict: str | Path | 
     or ``backbone.`` prefix is tolerated so heatpose/MMPose backbones can be reused too.
     """
     obj = path_or_state_dict
+    what = "pretrained backbone checkpoint"
     if isinstance(obj, (str, Path)):
+        what = f"pretrained backbone checkpoint {obj}"
         obj = read_checkpoint(obj)
     state = _strip_module(_unwrap(obj))
     if any(k.startswith("backbone.") for k in state):
         state = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    _check_and_load(backbone, state, strict=True, what="pretrained backbone checkpoint")
+    _check_and_load(backbone, state, strict=True, what=what)
 
 
 def load_model_weights(
-    model: nn.Module, path_or_obj: str | Path | Mapping[str, Any], strict: bool = True
+    model: nn.Module,
+    path_or_obj: str | Path | Mapping[str, Any],
+    strict: bool = True,
+    name: str | Path | None = None,
 ) -> None:
-    """Load a full-model checkpoint in any supported layout (see module docstring)."""
-    obj = read_checkpoint(path_or_obj) if isinstance(path_or_obj, (str, Path)) else path_or_obj
-    _check_and_load(model, migrate_state_dict(obj), strict=strict, what="checkpoint")
+    """Load a full-model checkpoint in any supported layout (see module docstring).
+
+    ``name`` (default: the path) names the file in error messages when an object is passed.
+    """
+    is_path = isinstance(path_or_obj, (str, Path))
+    obj = read_checkpoint(path_or_obj) if is_path else path_or_obj
+    name = name if name is not None else (path_or_obj if is_path else None)
+    what = f"checkpoint {name}" if name is not None else "checkpoint"
+    _check_and_load(model, migrate_state_dict(obj), strict=strict, what=what)
