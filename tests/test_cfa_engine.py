@@ -125,3 +125,9 @@ def test_cli_init_from_grows_the_cascade(tiny_data, tmp_path, capsys) -> None:
     grown = load_training_checkpoint(tmp_path / "s3" / "latest.pth")
     assert grown["config"]["model"]["init_from"] == str(small_dir / "latest.pth")
     assert any(k.startswith("stages.2.") for k in grown["model"])
+    # resuming the grown run needs no --init-from (the run's own checkpoint wins) and loads nothing else
+    more = ["--set", "train.epochs=2", "--resume"]
+    code = main(["train", str(config_file), "--work-dir", str(tmp_path / "s3"), *grow[2:], *sets, *more])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "init from" not in err and "resumed from" in err
