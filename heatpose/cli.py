@@ -1,4 +1,4 @@
-"""``heatpose`` command line: synth | train | eval | score.
+"""``heatpose`` command line: synth | train | eval | score | track | demo | reproduce.
 
 Each subcommand is a thin layer over a library function; a :class:`HeatposeError` becomes one
 line on stderr and exit status 2, so users never see a traceback for their own mistakes.
@@ -15,16 +15,35 @@ from heatpose.errors import HeatposeError
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from heatpose.data.synthetic import write_synthetic_dataset
+    from heatpose.data.synthetic import write_synthetic_dataset, write_synthetic_videos
 
+    if args.video:
+        summary = write_synthetic_videos(
+            args.out_dir,
+            num_videos=args.num_videos,
+            seed=args.seed,
+            num_frames=args.frames,
+            image_size=(args.width, args.height),
+            split_name=args.split,
+            layout=args.layout or "posetrack",
+            progress=not args.quiet,
+            overwrite=args.overwrite,
+            mp4=args.mp4,
+        )
+        print(
+            f"wrote {summary['num_videos']} clips, {summary['num_frames']} frames, "
+            f"{summary['num_people']} person-frames to {args.out_dir}"
+        )
+        return 0
     summary = write_synthetic_dataset(
         args.out_dir,
         num_images=args.num_images,
         seed=args.seed,
-        layout=args.layout,
+        layout=args.layout or "coco",
         image_size=(args.width, args.height),
         split_name=args.split,
         progress=not args.quiet,
+        overwrite=args.overwrite,
     )
     print(f"wrote {summary.get('num_images')} images, {summary.get('num_people')} people to {args.out_dir}")
     return 0
@@ -53,9 +72,19 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
+    if args.metric == "posetrack":
+        from heatpose.evaluation.posetrack import score_posetrack_command
+
+        return score_posetrack_command(args.gt, args.preds, args.poseval_compat, as_json=args.json)
     from heatpose.evaluation.coco import score_command
 
     return score_command(args.gt, args.preds, as_json=args.json)
+
+
+def _track(args: argparse.Namespace) -> int:
+    from heatpose.tracking.run import track_command
+
+    return track_command(args)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -86,11 +115,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out_dir")
     p.add_argument("--num-images", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--layout", choices=("coco", "mpii"), default="coco")
+    p.add_argument(
+        "--layout",
+        choices=("coco", "mpii", "posetrack"),
+        default=None,
+        help="joints written: coco (default for images) | mpii (images) | posetrack (default for --video)",
+    )
     p.add_argument("--split", default="train", help="split name used in file names (train, val, ...)")
     p.add_argument("--width", type=int, default=320)
     p.add_argument("--height", type=int, default=256)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true", help="replace a split that already exists in OUT_DIR")
+    p.add_argument(
+        "--video", action="store_true", help="write tracking clips in PoseTrack18 format instead of stills"
+    )
+    p.add_argument("--num-videos", type=int, default=4, help="clips to write with --video")
+    p.add_argument("--frames", type=int, default=24, help="frames per clip with --video")
+    p.add_argument("--mp4", action="store_true", help="with --video: also write videos/<split>/<clip>.mp4")
     p.set_defaults(func=_synth)
 
     p = sub.add_parser("train", help="train a model from a YAML experiment config")
@@ -120,10 +161,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("score", help="COCO keypoint AP/AR of a results json against GT")
-    p.add_argument("--gt", required=True, help="person_keypoints_*.json")
-    p.add_argument("--preds", required=True, help="COCO keypoint results json")
+    p.add_argument(
+        "--gt", required=True, help="person_keypoints_*.json (posetrack: a GT json or folder of them)"
+    )
+    p.add_argument(
+        "--preds", required=True, help="COCO keypoint results json (posetrack: tracks json or folder)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument(
+        "--metric",
+        choices=("coco", "posetrack"),
+        default="coco",
+        help="coco: keypoint AP/AR; posetrack: poseval's per-joint AP and MOTA (GT/preds: json or folder)",
+    )
+    p.add_argument(
+        "--poseval-compat",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="posetrack: reproduce poseval's two quirks (default; see docs/tracking.md)",
+    )
     p.set_defaults(func=_score)
+
+    p = sub.add_parser("track", help="track people's poses through a video (PoseTrack18 json out)")
+    p.add_argument("input", help="a video file or a folder of frames")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--config", default=None, help="recipe config (needed for non-heatpose checkpoints)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    boxes = p.add_mutually_exclusive_group(required=True)
+    boxes.add_argument(
+        "--boxes", default=None, help="person detections json (COCO results, image_id = frame id)"
+    )
+    boxes.add_argument("--detector", choices=("hog",), default=None, help="detect people with OpenCV's HOG")
+    p.add_argument("--out", required=True, help="tracking results json (PoseTrack18)")
+    p.add_argument("--vis", default=None, help="also write the tracks drawn on the frames to this .mp4")
+    p.add_argument(
+        "--tracker",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="tracker setting, e.g. similarity=oks",
+    )
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None, help="flip test")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_track)
 
     p = sub.add_parser(
         "demo", help="synthetic data -> train -> evaluate -> predict -> track, with an index.html report"

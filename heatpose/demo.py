@@ -86,7 +86,8 @@ def build_steps(out: Path, preset: DemoPreset, checkpoint: str | None) -> list[C
     """The demo's commands in order (training is left out when a checkpoint is given)."""
     data, cfg = out / "data", out / "demo_config.yaml"
     w, h = preset.image_size
-    size = ["--width", str(w), "--height", str(h), "--quiet"]
+    # --overwrite: a step that runs again (its marker missing after a kill) replaces its partial split
+    size = ["--width", str(w), "--height", str(h), "--quiet", "--overwrite"]
     ckpt = checkpoint or str(out / "train" / "best.pth")
     steps = [
         CommandStep(

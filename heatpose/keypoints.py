@@ -197,7 +197,18 @@ AIC14 = KeypointSchema(
     upper_body=(0, 1, 2, 3, 4, 5, 12, 13),
 )
 
-SCHEMAS: dict[str, KeypointSchema] = {s.name: s for s in (COCO17, MPII16, LIP16, AIC14)}
+# PoseTrack 2018's 17 joints: COCO's body with head_bottom / head_top in place of the eyes. OKS
+# sigmas as MMPose uses for PoseTrack18 (COCO's; eyes' values for head_bottom / head_top).
+POSETRACK18 = KeypointSchema(
+    name="posetrack18",
+    joint_names=("nose", "head_bottom", "head_top", *COCO17.joint_names[3:]),
+    flip_pairs=COCO17.flip_pairs[1:],
+    skeleton=COCO17.skeleton,
+    sigmas=COCO17.sigmas,
+    upper_body=COCO17.upper_body,
+)
+
+SCHEMAS: dict[str, KeypointSchema] = {s.name: s for s in (COCO17, MPII16, LIP16, AIC14, POSETRACK18)}
 
 # Joints that mean the same body point in both schemas: COCO index -> MPII index.
 COCO_TO_MPII: dict[int, int] = {

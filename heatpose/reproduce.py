@@ -145,7 +145,8 @@ def build_steps(
     out: Path, table: Table, rows: tuple[TableRow, ...], sizes: dict[str, int]
 ) -> list[CommandStep]:
     data = out / "data"
-    size = ["--width", str(sizes["width"]), "--height", str(sizes["height"]), "--quiet"]
+    # --overwrite: a step that runs again (its marker missing after a kill) replaces its partial split
+    size = ["--width", str(sizes["width"]), "--height", str(sizes["height"]), "--quiet", "--overwrite"]
     steps = [
         CommandStep(
             "synth_train",
