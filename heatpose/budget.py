@@ -29,7 +29,9 @@ def probe_samples_per_s(cfg: ExperimentConfig, steps: int = 3) -> float:
     from heatpose.engine.optim import OptimStep, build_optimizer
     from heatpose.losses import JointsMSELoss
     from heatpose.models import build_model
+    from heatpose.schema_io import resolve_num_joints, schema_for_config
 
+    cfg = resolve_num_joints(cfg, schema_for_config(cfg))  # model.num_joints 0 follows the schema
     model = build_model(cfg.model)
     fmt = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)

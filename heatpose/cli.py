@@ -17,6 +17,10 @@ from heatpose.errors import HeatposeError
 def _synth(args: argparse.Namespace) -> int:
     from heatpose.data.synthetic import write_synthetic_dataset, write_synthetic_videos
 
+    if args.keypoints and (args.video or (args.layout or "coco") != "coco"):
+        raise HeatposeError(
+            "synth --keypoints remaps COCO-layout still images (not --video or --layout mpii)"
+        )
     if args.video:
         summary = write_synthetic_videos(
             args.out_dir,
@@ -46,6 +50,11 @@ def _synth(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     print(f"wrote {summary.get('num_images')} images, {summary.get('num_people')} people to {args.out_dir}")
+    if args.keypoints:  # a custom keypoint set: subset / rename / reorder the joints (data/remap.py)
+        from heatpose.data.remap import remap_synthetic_split
+
+        ann, schema = remap_synthetic_split(args.out_dir, args.split, args.keypoints)
+        print(f"remapped {ann} to the joints of {args.keypoints}; schema file for data.schema: {schema}")
     return 0
 
 
@@ -76,9 +85,33 @@ def _score(args: argparse.Namespace) -> int:
         from heatpose.evaluation.posetrack import score_posetrack_command
 
         return score_posetrack_command(args.gt, args.preds, args.poseval_compat, as_json=args.json)
-    from heatpose.evaluation.coco import score_command
+    if args.metric != "coco":
+        from heatpose.evaluation.keypoint_metrics import keypoint_metric_command
 
-    return score_command(args.gt, args.preds, as_json=args.json)
+        return keypoint_metric_command(
+            args.gt, args.preds, args.metric, thr=args.thr, norm=args.norm, auc_px=args.auc_norm,
+            auc_steps=args.auc_steps, as_json=args.json, plot=args.plot,
+        )  # fmt: skip
+    from heatpose.evaluation.coco import score_command
+    from heatpose.schema_io import sigmas_for_ground_truth
+
+    sigmas, info = sigmas_for_ground_truth(args.gt, args.schema)
+    if info is not None:  # a custom keypoint set: say which sigmas AP uses
+        print(info.describe(), file=sys.stderr)
+    return score_command(args.gt, args.preds, as_json=args.json, sigmas=sigmas)
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from heatpose.convert import convert_command
+
+    return convert_command(args.tool, args.input, args.out, args.schema)
+
+
+def _browse(args: argparse.Namespace) -> int:
+    from heatpose.browse import browse_command
+
+    browse_command(args.config, args.set, args.split, args.num, args.out)
+    return 0
 
 
 def _track(args: argparse.Namespace) -> int:
@@ -132,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-videos", type=int, default=4, help="clips to write with --video")
     p.add_argument("--frames", type=int, default=24, help="frames per clip with --video")
     p.add_argument("--mp4", action="store_true", help="with --video: also write videos/<split>/<clip>.mp4")
+    p.add_argument(
+        "--keypoints", default=None, metavar="SUBSET.yaml",
+        help="write the people with a subset/renaming of the joints (new name: source joint; layout coco)",
+    )  # fmt: skip
     p.set_defaults(func=_synth)
 
     p = sub.add_parser("train", help="train a model from a YAML experiment config")
@@ -160,7 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default=None)
     p.set_defaults(func=_eval)
 
-    p = sub.add_parser("score", help="COCO keypoint AP/AR of a results json against GT")
+    p = sub.add_parser(
+        "score", help="COCO keypoint AP/AR (or PCK, AUC, EPE, PoseTrack) of results against GT"
+    )
     p.add_argument(
         "--gt", required=True, help="person_keypoints_*.json (posetrack: a GT json or folder of them)"
     )
@@ -170,9 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument(
         "--metric",
-        choices=("coco", "posetrack"),
+        choices=("coco", "pck", "auc", "epe", "posetrack"),
         default="coco",
-        help="coco: keypoint AP/AR; posetrack: poseval's per-joint AP and MOTA (GT/preds: json or folder)",
+        help="coco: keypoint AP/AR; pck/auc/epe: MMPose's definitions, for any keypoint set; "
+        "posetrack: poseval's per-joint AP and MOTA (GT/preds: json or folder)",
     )
     p.add_argument(
         "--poseval-compat",
@@ -180,7 +220,33 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="posetrack: reproduce poseval's two quirks (default; see docs/tracking.md)",
     )
+    p.add_argument("--thr", type=float, default=0.05, help="PCK threshold (MMPose default 0.05)")
+    p.add_argument("--norm", default="bbox", help="PCK normaliser: bbox (max(w, h)) or two joint names A,B")
+    p.add_argument("--auc-norm", type=float, default=30.0, help="AUC normaliser in pixels (MMPose: 30)")
+    p.add_argument("--auc-steps", type=int, default=20, help="AUC thresholds (MMPose: 20)")
+    p.add_argument("--plot", default=None, metavar="PNG", help="pck/auc/epe: write a per-joint bar chart")
+    p.add_argument(
+        "--schema", default=None,
+        help="coco: OKS sigmas of this schema (name or file); default: COCO-17's or the GT category's",
+    )  # fmt: skip
     p.set_defaults(func=_score)
+
+    p = sub.add_parser("convert", help="convert a labelme / CVAT / Label Studio export to COCO keypoints")
+    p.add_argument("--from", dest="tool", required=True, choices=("labelme", "cvat-xml", "label-studio"))
+    p.add_argument(
+        "input", help="labelme json or directory of them; CVAT for images 1.1 xml; Label Studio json"
+    )
+    p.add_argument("--out", required=True, help="COCO keypoints json to write")
+    p.add_argument("--schema", default=None, help="schema yaml/json: joint order (keypoints), skeleton, name")
+    p.set_defaults(func=_convert)
+
+    p = sub.add_parser("browse", help="draw augmented training samples and a data summary, with warnings")
+    p.add_argument("config")
+    p.add_argument("--split", choices=("train", "val"), default="train")
+    p.add_argument("--num", type=int, default=8, help="samples to draw")
+    p.add_argument("--out", default=None, help="default: browse_<config name>_<split>/")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=_browse)
 
     p = sub.add_parser("track", help="track people's poses through a video (PoseTrack18 json out)")
     p.add_argument("input", help="a video file or a folder of frames")

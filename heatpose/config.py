@@ -60,7 +60,7 @@ class TrainSetConfig:
 @dataclass
 class DataConfig:
     dataset: str = "coco"
-    schema: str = "coco"  # keypoint schema: coco | mpii | lip
+    schema: str = "coco"  # keypoint schema: coco | mpii | lip | auto (the annotation's category) | FILE.yaml
     train_ann: str = ""
     train_images: str = ""
     val_ann: str = ""
@@ -136,7 +136,6 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "model.stage_type": ("resnet", "hourglass"),
     "model.stage_input": ("image", "features"),
     "data.dataset": ("coco", "mpii", "lip"),
-    "data.schema": ("coco", "mpii", "lip"),
     "data.color_order": ("rgb", "bgr"),
     "data.codec": ("official", "udp"),
     "train.amp": ("none", "bf16", "fp16", "auto"),
@@ -307,6 +306,14 @@ def validate(cfg: ExperimentConfig) -> None:
         )
     if len(cfg.data.mean) != 3 or len(cfg.data.std) != 3 or min(cfg.data.std) <= 0:
         raise HeatposeError("config keys 'data.mean'/'data.std' need 3 values each, std > 0")
+    from heatpose.keypoints import SCHEMAS
+
+    schema = cfg.data.schema
+    if schema not in (*SCHEMAS, "auto") and not schema.endswith((".yaml", ".yml", ".json")):
+        raise HeatposeError(
+            f"config key 'data.schema': {schema!r} is not one of {', '.join(SCHEMAS)}, auto "
+            "or a schema file (.yaml, .yml, .json)"
+        )
     if cfg.data.sigma <= 0:
         raise HeatposeError(f"config key 'data.sigma': {cfg.data.sigma} must be > 0")
     if cfg.train.epochs < 1 or cfg.train.batch_size < 1:

@@ -3,7 +3,9 @@
 COCO-17 follows the official ``person_keypoints`` category; MPII-16 follows the MPII
 Human Pose joint ids (LIP uses the same 16 joints in the same order); AIC-14 follows AI
 Challenger's annotation order. ``schema_mapping`` gives the joint maps between schemas
-that multi-dataset training uses.
+that multi-dataset training uses. Any other keypoint set is an instance of the same
+:class:`KeypointSchema`, read from data by :mod:`heatpose.schema_io` (a COCO category plus an
+optional YAML file).
 """
 
 from __future__ import annotations
@@ -17,14 +19,25 @@ from heatpose.errors import HeatposeError
 
 @dataclass(frozen=True)
 class KeypointSchema:
-    """A fixed set of joints and what is known about them."""
+    """A fixed set of joints and what is known about them.
+
+    Indices are 0-based. Construction checks the schema (one :class:`HeatposeError` line per
+    problem): unique names, flip pairs in range with no joint in two pairs (so the flip is its
+    own inverse), skeleton and upper-body indices in range, and one sigma / loss weight /
+    colour per joint when given.
+    """
 
     name: str
     joint_names: tuple[str, ...]
     flip_pairs: tuple[tuple[int, int], ...]
     skeleton: tuple[tuple[int, int], ...]
-    sigmas: tuple[float, ...] | None = None  # OKS per-joint sigmas (COCO only)
+    sigmas: tuple[float, ...] | None = None  # OKS per-joint sigmas (None: schema_io's default rule)
     upper_body: tuple[int, ...] = ()  # joints of the upper half, for half-body augmentation
+    joint_weights: tuple[float, ...] | None = None  # per-joint loss weights (None: all 1)
+    colors: tuple[tuple[int, int, int], ...] | None = None  # RGB per joint, for drawing
+
+    def __post_init__(self) -> None:
+        check_schema(self)
 
     @property
     def num_joints(self) -> int:
@@ -41,6 +54,60 @@ class KeypointSchema:
         if self.sigmas is None:
             raise HeatposeError(f"keypoint schema {self.name!r} has no OKS sigmas")
         return np.asarray(self.sigmas, dtype=np.float64)
+
+
+def check_schema(schema: KeypointSchema) -> None:
+    """Raise one clear :class:`HeatposeError` for the first thing wrong with ``schema``."""
+    where = f"keypoint schema {schema.name!r}"
+    k = len(schema.joint_names)
+    if k < 1:
+        raise HeatposeError(f"{where}: no joints")
+    seen: dict[str, int] = {}
+    for j, n in enumerate(schema.joint_names):
+        if not isinstance(n, str) or not n:
+            raise HeatposeError(f"{where}: joint {j} has no name")
+        if n in seen:
+            raise HeatposeError(f"{where}: duplicate joint name {n!r} (joints {seen[n]} and {j})")
+        seen[n] = j
+    partner: dict[int, int] = {}
+    for pair in schema.flip_pairs:
+        if len(pair) != 2 or not all(isinstance(i, int) and 0 <= i < k for i in pair):
+            raise HeatposeError(
+                f"{where}: flip pair {list(pair)} is out of range for {k} joints (0..{k - 1})"
+            )
+        a, b = pair
+        if a == b:
+            raise HeatposeError(
+                f"{where}: flip pair {list(pair)} pairs joint {schema.joint_names[a]!r} with itself"
+            )
+        for x, y in ((a, b), (b, a)):
+            if x in partner and partner[x] != y:
+                raise HeatposeError(
+                    f"{where}: flip pairs map two joints onto {schema.joint_names[x]!r} "
+                    f"({schema.joint_names[partner[x]]!r} and {schema.joint_names[y]!r})"
+                )
+            partner[x] = y
+    for edge in schema.skeleton:
+        if len(edge) != 2 or not all(isinstance(i, int) and 0 <= i < k for i in edge):
+            raise HeatposeError(
+                f"{where}: skeleton edge {list(edge)} is out of range for {k} joints (0..{k - 1})"
+            )
+    bad = [i for i in schema.upper_body if not (isinstance(i, int) and 0 <= i < k)]
+    if bad:
+        raise HeatposeError(f"{where}: upper_body index {bad[0]} is out of range for {k} joints")
+    for field_name, values in (("sigmas", schema.sigmas), ("joint_weights", schema.joint_weights)):
+        if values is None:
+            continue
+        if len(values) != k:
+            raise HeatposeError(f"{where}: {len(values)} {field_name} for {k} joints")
+        if not all(np.isfinite(v) and (v > 0 if field_name == "sigmas" else v >= 0) for v in values):
+            sign = "> 0" if field_name == "sigmas" else ">= 0"
+            raise HeatposeError(f"{where}: every value of {field_name} must be finite and {sign}")
+    if schema.colors is not None:
+        if len(schema.colors) != k:
+            raise HeatposeError(f"{where}: {len(schema.colors)} colors for {k} joints")
+        if not all(len(c) == 3 and all(0 <= int(v) <= 255 for v in c) for c in schema.colors):
+            raise HeatposeError(f"{where}: colors must be [r, g, b] with values 0..255")
 
 
 COCO17 = KeypointSchema(

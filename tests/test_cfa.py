@@ -16,7 +16,7 @@ from heatpose.keypoints import MPII16
 from heatpose.losses import JointsMSELoss
 from heatpose.models import CFA, build_model, fuse_stages, load_model_weights, make_model
 from heatpose.models.cfa import StageView
-from heatpose.models.growth import grow_state_dict, init_from_checkpoint
+from heatpose.models.growth import grow_from_checkpoint, grow_state_dict
 
 K = MPII16.num_joints
 SIZE = 64  # input side; heatmaps 16x16
@@ -235,7 +235,7 @@ def test_growing_two_stages_to_four_loads_exactly_the_first_two(tmp_path) -> Non
     torch.manual_seed(2)
     big = make_model(config("cfa", 4))
     before = {k: v.clone() for k, v in big.state_dict().items()}
-    report = init_from_checkpoint(big, path)
+    report = grow_from_checkpoint(big, path)
 
     first_two = {k for k in big.state_dict() if k.startswith(("stages.0.", "stages.1.", "aggregations.0."))}
     assert set(report.loaded) == first_two == set(small.state_dict())

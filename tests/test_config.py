@@ -40,7 +40,9 @@ def test_config_name_matches_contents(path):
     assert cfg.data.input_size == [int(width), int(height)]
     assert (cfg.model.num_deconv_filters, cfg.model.num_deconv_layers) == (int(filters), int(layers))
     assert cfg.train.lr == float(lr)
-    if path.parent.name == "cfa":  # CFA is an MPII/LIP model (16 joints)
+    if path.parent.name == "custom":  # a schema read from the data: a schema file or 'auto'
+        assert cfg.data.schema == "auto" or cfg.data.schema.endswith((".yaml", ".json"))
+    elif path.parent.name == "cfa":  # CFA is an MPII/LIP model (16 joints)
         assert cfg.data.schema == ("lip" if "_lip" in path.name else "mpii")
     else:
         assert cfg.data.schema == ("mpii" if path.parent.name == "mpii" else "coco")

@@ -18,9 +18,10 @@ from heatpose.codec import HeatmapCodec
 from heatpose.config import ExperimentConfig
 from heatpose.data.coco import read_coco_people
 from heatpose.data.records import PersonSample
-from heatpose.data.transforms import Augmentation, sample_crop, transform_keypoints, warp_crop
+from heatpose.data.transforms import Augmentation, CropParams, sample_crop, transform_keypoints, warp_crop
 from heatpose.errors import HeatposeError
-from heatpose.keypoints import KeypointSchema, get_schema
+from heatpose.keypoints import KeypointSchema
+from heatpose.schema_io import resolve_num_joints, schema_for_config
 
 
 def read_image(path: str | Path, color_order: str = "rgb") -> np.ndarray:
@@ -62,6 +63,10 @@ class PoseDataset(Dataset):
         self.codec = codec
         self.schema = schema
         self.flip_index = schema.flip_index()
+        # per-joint loss weights multiply the visibility weights (official use_different_joints_weight)
+        self.joint_weights = (
+            None if schema.joint_weights is None else np.asarray(schema.joint_weights, np.float32)
+        )
         self.color_order = color_order
         self.mean = np.asarray(mean, np.float32)
         self.std = np.asarray(std, np.float32)
@@ -76,6 +81,26 @@ class PoseDataset(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        crop, joints, visible, _ = self.crop(index)
+        sample = self.samples[index]
+        target, weight = self.codec.encode(joints, visible)
+        if self.joint_weights is not None:
+            weight = weight * self.joint_weights
+        return {
+            "image": normalize_image(crop, self.mean, self.std),
+            "target": torch.from_numpy(target),
+            "target_weight": torch.from_numpy(weight),
+            "center": torch.from_numpy(np.asarray(sample.center, np.float32)),
+            "scale": torch.from_numpy(np.asarray(sample.scale, np.float32)),
+            "box_score": torch.tensor(sample.box_score, dtype=torch.float32),
+            "area": torch.tensor(sample.area, dtype=torch.float32),
+            "image_id": torch.tensor(sample.image_id, dtype=torch.int64),
+            "index": torch.tensor(index, dtype=torch.int64),
+        }
+
+    def crop(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, CropParams]:
+        """The (H, W, 3) uint8 crop the network sees, (K, 2) joints in it, (K,) visibility and
+        the crop parameters (``flipped``, ``rotation``): what ``heatpose browse`` draws."""
         sample = self.samples[index]
         image = read_image(sample.image_path, self.color_order)
         rng = np.random.default_rng([self.seed, self.epoch, index]) if self.augmentation else None
@@ -93,18 +118,7 @@ class PoseDataset(Dataset):
         )
         crop = warp_crop(image, params.matrix, self.codec.input_size)
         joints, visible = transform_keypoints(sample.keypoints, params, self.flip_index)
-        target, weight = self.codec.encode(joints, visible)
-        return {
-            "image": normalize_image(crop, self.mean, self.std),
-            "target": torch.from_numpy(target),
-            "target_weight": torch.from_numpy(weight),
-            "center": torch.from_numpy(np.asarray(sample.center, np.float32)),
-            "scale": torch.from_numpy(np.asarray(sample.scale, np.float32)),
-            "box_score": torch.tensor(sample.box_score, dtype=torch.float32),
-            "area": torch.tensor(sample.area, dtype=torch.float32),
-            "image_id": torch.tensor(sample.image_id, dtype=torch.int64),
-            "index": torch.tensor(index, dtype=torch.int64),
-        }
+        return crop, joints, visible, params
 
 
 def build_codec(cfg: ExperimentConfig) -> HeatmapCodec:
@@ -137,20 +151,22 @@ def train_augmentation(cfg: ExperimentConfig) -> Augmentation:
     )
 
 
-def build_dataset(cfg: ExperimentConfig, split: str, boxes: str | None = None) -> PoseDataset:
-    """The train split (augmented, GT boxes) or the val split (boxes from ``boxes`` or cfg.test)."""
+def build_dataset(
+    cfg: ExperimentConfig, split: str, boxes: str | None = None, schema: KeypointSchema | None = None
+) -> PoseDataset:
+    """The train split (augmented, GT boxes) or the val split (boxes from ``boxes`` or cfg.test).
+
+    ``schema`` defaults to the one ``data.schema`` names (see :mod:`heatpose.schema_io`);
+    evaluation passes the checkpoint's own.
+    """
     if split not in ("train", "val"):
         raise ValueError(f"split must be train or val, not {split!r}")
-    schema = get_schema(cfg.data.schema)
-    if schema.num_joints != cfg.model.num_joints:
-        raise HeatposeError(
-            f"config: model.num_joints={cfg.model.num_joints} but schema {schema.name!r} "
-            f"has {schema.num_joints} joints"
-        )
+    schema = schema or schema_for_config(cfg)
+    resolve_num_joints(cfg, schema)  # an error when model.num_joints disagrees with the schema
     if split == "train" and cfg.data.train_sets:  # several datasets mapped onto one schema
         from heatpose.data.mixed import build_mixed_dataset
 
-        return build_mixed_dataset(cfg)  # type: ignore[return-value]
+        return build_mixed_dataset(cfg, schema)  # type: ignore[return-value]
     ann = _require_path(getattr(cfg.data, f"{split}_ann"), f"data.{split}_ann")
     images = _require_path(getattr(cfg.data, f"{split}_images"), f"data.{split}_images")
     box_source = "gt" if split == "train" else (boxes or cfg.test.boxes)

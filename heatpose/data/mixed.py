@@ -27,7 +27,7 @@ from heatpose.data.coco import read_coco_people
 from heatpose.data.dataset import PoseDataset, build_codec, train_augmentation
 from heatpose.data.records import PersonSample
 from heatpose.errors import HeatposeError
-from heatpose.keypoints import get_schema, map_keypoints, schema_mapping
+from heatpose.keypoints import KeypointSchema, get_schema, map_keypoints, schema_mapping
 
 
 def read_train_set(ts: TrainSetConfig, aspect_ratio: float, enlarge: float) -> list[PersonSample]:
@@ -99,9 +99,10 @@ class MixedPoseDataset(Dataset):
         return item
 
 
-def build_mixed_dataset(cfg: ExperimentConfig) -> MixedPoseDataset:
-    """The training set of ``cfg.data.train_sets``, every set mapped onto ``cfg.data.schema``."""
-    target = get_schema(cfg.data.schema)
+def build_mixed_dataset(cfg: ExperimentConfig, target: KeypointSchema | None = None) -> MixedPoseDataset:
+    """The training set of ``cfg.data.train_sets``, every set mapped onto ``target`` (default: the
+    built-in schema ``data.schema`` names)."""
+    target = target or get_schema(cfg.data.schema)
     w, h = cfg.data.input_size
     codec, augmentation = build_codec(cfg), train_augmentation(cfg)
     datasets = []

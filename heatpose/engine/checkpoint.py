@@ -9,7 +9,7 @@ A heatpose checkpoint is a dict::
      "best_epoch": int | None, "history": [{"epoch", "train_loss", "lr", val metrics...}],
      "config_history": [{"epoch", "changes": {key: [old, new]}}]  (see engine/resume.py),
      "meta": {"arch", "backbone_depth", "schema", "num_joints", "input_size",
-              "heatmap_size", "color_order", "mean", "std", "sigma", "codec"}}
+              "heatmap_size", "color_order", "mean", "std", "sigma", "codec", "keypoint_schema"}}
 
 ``meta`` states what a user of the weights must know to feed them (input size, colour
 order, mean/std) without the config file. Every file is written to a temporary name in the
@@ -29,6 +29,7 @@ from heatpose.config import ExperimentConfig, config_to_dict
 from heatpose.errors import HeatposeError
 from heatpose.io import atomic_write
 from heatpose.models.checkpoint import read_checkpoint
+from heatpose.schema_io import schema_for_config, schema_to_dict
 
 CHECKPOINT_KEYS = (
     "model", "optimizer", "scheduler", "scaler", "epoch", "step", "best_metric", "rng", "config",
@@ -117,6 +118,8 @@ def checkpoint_meta(cfg: ExperimentConfig) -> dict[str, Any]:
         "std": list(cfg.data.std),
         "sigma": cfg.data.sigma,
         "codec": cfg.data.codec,
+        # the whole schema (names, flip pairs, skeleton, sigmas, ...): eval/predict need nothing else
+        "keypoint_schema": schema_to_dict(schema_for_config(cfg)),
     }
 
 
@@ -126,11 +129,17 @@ def meta_mismatches(meta: dict[str, Any], cfg: ExperimentConfig) -> list[str]:
     out = []
     for key, value in meta.items():
         if key in expected and _normalise(value) != _normalise(expected[key]):
+            if isinstance(value, dict):  # the keypoint schema: too long to print whole
+                diff = sorted(k for k in {**value, **expected[key]} if value.get(k) != expected[key].get(k))
+                out.append(f"{key}: checkpoint and config differ in {', '.join(diff)}")
+                continue
             out.append(f"{key}: checkpoint {value}, config {expected[key]}")
     return out
 
 
 def _normalise(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _normalise(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_normalise(v) for v in value]
     if isinstance(value, float):

@@ -38,9 +38,10 @@ from heatpose.engine.distributed import (
 from heatpose.errors import HeatposeError
 from heatpose.evaluation.coco import STAT_NAMES, evaluate_keypoints, format_table, make_coco_results
 from heatpose.io import atomic_write_json
-from heatpose.keypoints import get_schema
+from heatpose.keypoints import KeypointSchema
 from heatpose.models import build_model, load_model_weights
 from heatpose.models.checkpoint import read_checkpoint
+from heatpose.schema_io import resolve_num_joints, schema_for_config, schema_from_checkpoint
 
 RESULTS_NAME = "keypoints_results.json"
 META_NAME = "eval_meta.json"
@@ -195,10 +196,13 @@ def metric_names(cfg: ExperimentConfig) -> tuple[str, ...]:
     return STAT_NAMES
 
 
-def score_coco(preds: Predictions, cfg: ExperimentConfig) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """COCO results (rescored, OKS-NMS) and COCOeval keypoint stats against ``data.val_ann``."""
+def score_coco(
+    preds: Predictions, cfg: ExperimentConfig, schema: KeypointSchema | None = None
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """COCO results (rescored, OKS-NMS) and COCOeval keypoint stats against ``data.val_ann``,
+    both with the OKS sigmas of ``schema`` (default: the one ``data.schema`` names)."""
     metric_names(cfg)
-    sigmas = get_schema(cfg.data.schema).oks_sigmas()
+    sigmas = (schema or schema_for_config(cfg)).oks_sigmas()
     results = make_coco_results(
         preds.image_id,
         preds.keypoints,
@@ -241,6 +245,12 @@ def evaluate(
     flip = cfg.test.flip if flip is None else flip
     with distributed_run() as info:
         obj = read_checkpoint(checkpoint)
+        # the checkpoint's own schema (flip pairs, sigmas) when it has one, else the config's
+        saved = schema_from_checkpoint(obj)
+        schema = saved or schema_for_config(cfg)
+        if saved is not None:  # the checkpoint decides the number of heatmaps
+            cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_joints=saved.num_joints))
+        cfg = resolve_num_joints(cfg, schema)
         model = build_model(dataclasses.replace(cfg.model, pretrained="", weights=""))
         load_model_weights(model, obj, name=checkpoint)
         meta = obj.get("meta") if isinstance(obj, dict) else None
@@ -250,7 +260,7 @@ def evaluate(
                     f"heatpose: warning: checkpoint metadata differs from the config: {problem}",
                     file=sys.stderr,
                 )
-        dataset = build_dataset(cfg, "val", boxes=boxes)
+        dataset = build_dataset(cfg, "val", boxes=boxes, schema=schema)
         model.to(info.device)
         preds = predict_dataset(
             model,
@@ -264,7 +274,7 @@ def evaluate(
         )
         stats: dict[str, float] = {}
         if is_main_process():
-            results, stats = score_coco(preds, cfg)
+            results, stats = score_coco(preds, cfg, schema)
             if out_dir is None:
                 out_dir = Path(checkpoint).parent / f"eval_{boxes_tag(boxes)}{'' if flip else '_noflip'}"
             header = [

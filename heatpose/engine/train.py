@@ -15,6 +15,7 @@ run (bit for bit on CPU; on CUDA up to the non-determinism of cuDNN kernels).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -61,7 +62,9 @@ from heatpose.losses import JointsMSELoss
 from heatpose.models import build_model, load_model_weights
 from heatpose.models.cfa import CFA, StageView
 from heatpose.models.flops import config_cost
-from heatpose.models.growth import init_from_checkpoint
+from heatpose.models.growth import grow_from_checkpoint
+from heatpose.models.transfer import init_from_checkpoint
+from heatpose.schema_io import resolve_num_joints, schema_info_for_config
 
 
 def _format_time(seconds: float) -> str:
@@ -165,7 +168,7 @@ def validate(
         amp_dtype=amp_dtype,
         channels_last=cfg.train.channels_last,
     )
-    stats = score_coco(preds, cfg)[1] if is_main_process() else {}
+    stats = score_coco(preds, cfg, dataset.schema)[1] if is_main_process() else {}
     if cfg.train.val_per_stage and isinstance(model, CFA) and model.num_stages > 1:
         # each stage alone, one more inference pass each, so users see the refinement stage by stage
         for s in range(model.num_stages):
@@ -196,6 +199,8 @@ def train_model(
 def _train(
     cfg: ExperimentConfig, work_dir: Path, resume: bool, info: DistInfo
 ) -> tuple[nn.Module, dict[str, float]]:
+    schema_info = schema_info_for_config(cfg)
+    cfg = resolve_num_joints(cfg, schema_info.schema)
     tcfg = cfg.train
     device = info.device
     main = info.is_main
@@ -236,9 +241,12 @@ def _train(
     )
 
     # Model, loss, optimiser, schedule, precision.
-    model = build_model(cfg.model)
-    if cfg.model.init_from and ckpt is None:
-        report = init_from_checkpoint(model, cfg.model.init_from)
+    # model.weights from another keypoint set loads all but the per-joint layers (models/transfer.py)
+    model = build_model(dataclasses.replace(cfg.model, weights=""))
+    if cfg.model.weights:
+        init_from_checkpoint(model, cfg.model.weights, schema_info.schema)
+    if cfg.model.init_from and ckpt is None:  # stage-wise growth of a CFA cascade (models/growth.py)
+        report = grow_from_checkpoint(model, cfg.model.init_from)
         if main:
             print(f"init from {cfg.model.init_from}:", *report.lines(), sep="\n  ", file=sys.stderr)
     model = model.to(device)
@@ -293,6 +301,7 @@ def _train(
             resume_step=step,
             history=history if ckpt is not None and "history" in ckpt else None,
         )
+        print(schema_info.describe(), file=sys.stderr)  # flip pairs etc., for the user to check
         print(
             f"train: {len(train_set)} people, {len(loader)} iterations/epoch, batch {tcfg.batch_size} x "
             f"{info.world_size} process(es), {optim_step.precision}"

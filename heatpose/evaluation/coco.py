@@ -257,10 +257,18 @@ def format_table(stats: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-def score_command(gt_path: str, preds_path: str, as_json: bool = False, out: TextIO | None = None) -> int:
-    """``heatpose score --gt GT.json --preds RESULTS.json [--json]``: print the stats, return 0."""
+def score_command(
+    gt_path: str,
+    preds_path: str,
+    as_json: bool = False,
+    out: TextIO | None = None,
+    sigmas: np.ndarray | None = None,
+) -> int:
+    """``heatpose score --gt GT.json --preds RESULTS.json [--json]``: print the stats, return 0.
+
+    ``sigmas``: OKS sigmas of a custom keypoint set (None: pycocotools' COCO-17 ones)."""
     out = sys.stdout if out is None else out
-    stats = evaluate_keypoints(gt_path, preds_path)
+    stats = evaluate_keypoints(gt_path, preds_path, sigmas=sigmas)
     if as_json:
         out.write(json.dumps(stats) + "\n")
     else:

@@ -3,7 +3,7 @@
 CFA's recipe (Su et al. 2019): more than three randomly initialised stages do not
 converge, so a 3-stage cascade is trained first and the deeper cascade starts from it.
 ``heatpose train CFG --init-from CKPT`` (config key ``model.init_from``) calls
-:func:`init_from_checkpoint`, which copies every tensor of the checkpoint whose name and
+:func:`grow_from_checkpoint`, which copies every tensor of the checkpoint whose name and
 shape match the new model and leaves the rest at their fresh initialisation:
 
 * a k-stage CFA checkpoint fills ``stages.0`` .. ``stages.{k-1}`` and ``aggregations.0`` ..
@@ -104,6 +104,6 @@ def grow_state_dict(model: nn.Module, checkpoint: Any) -> GrowthReport:
     return report
 
 
-def init_from_checkpoint(model: nn.Module, path: str | Path) -> GrowthReport:
+def grow_from_checkpoint(model: nn.Module, path: str | Path) -> GrowthReport:
     """:func:`grow_state_dict` from a checkpoint file (any supported layout)."""
     return grow_state_dict(model, read_checkpoint(path))

@@ -23,9 +23,10 @@ from heatpose.data.dataset import build_codec, normalize_image
 from heatpose.data.transforms import box_to_center_scale, get_affine_transform, warp_crop
 from heatpose.engine.evaluate import configured_flip_shift, predict_heatmaps
 from heatpose.errors import HeatposeError
-from heatpose.keypoints import KeypointSchema, get_schema
+from heatpose.keypoints import KeypointSchema
 from heatpose.models import build_model, load_model_weights
 from heatpose.models.checkpoint import read_checkpoint
+from heatpose.schema_io import schema_for_config, schema_from_checkpoint
 from heatpose.tracking.tracker import PoseEstimate
 
 
@@ -53,7 +54,7 @@ def load_pose_estimator(
     model = build_model(dataclasses.replace(cfg.model, pretrained="", weights=""))
     load_model_weights(model, obj)
     model.eval()
-    schema = get_schema(cfg.data.schema)
+    schema = schema_from_checkpoint(obj) or schema_for_config(cfg)  # any keypoint set (schema_io)
     codec = build_codec(cfg)
     in_w, in_h = (int(v) for v in cfg.data.input_size)
     mean, std = np.asarray(cfg.data.mean, np.float32), np.asarray(cfg.data.std, np.float32)
