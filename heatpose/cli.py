@@ -81,6 +81,12 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
+    if args.metric == "pckh":
+        from heatpose.evaluation.pckh_score import score_pckh_command
+
+        return score_pckh_command(
+            args.gt, args.preds, as_json=args.json, out_dir=args.out, protocol=args.protocol
+        )
     if args.metric == "posetrack":
         from heatpose.evaluation.posetrack import score_posetrack_command
 
@@ -198,21 +204,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_eval)
 
     p = sub.add_parser(
-        "score", help="COCO keypoint AP/AR (or PCK, AUC, EPE, PoseTrack) of results against GT"
+        "score",
+        help="score predictions against GT: COCO keypoint AP/AR, PCKh (MPII, LIP), PCK/AUC/EPE or PoseTrack",
+        description="Score a predictions file against ground truth. All coordinates are 0-based pixels "
+        "(pixel (i, j) centred at (i, j)); MPII's 1-based files are converted on reading.",
     )
-    p.add_argument(
-        "--gt", required=True, help="person_keypoints_*.json (posetrack: a GT json or folder of them)"
-    )
-    p.add_argument(
-        "--preds", required=True, help="COCO keypoint results json (posetrack: tracks json or folder)"
-    )
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument(
         "--metric",
-        choices=("coco", "pck", "auc", "epe", "posetrack"),
+        choices=("coco", "pckh", "pck", "auc", "epe", "posetrack"),
         default="coco",
-        help="coco: keypoint AP/AR; pck/auc/epe: MMPose's definitions, for any keypoint set; "
-        "posetrack: poseval's per-joint AP and MOTA (GT/preds: json or folder)",
+        help="coco: keypoint AP/AR; pckh: MPII/LIP PCKh as the official evaluation; pck/auc/epe: MMPose's "
+        "definitions, for any keypoint set; posetrack: poseval's per-joint AP and MOTA (GT/preds: json or "
+        "folder)",
+    )
+    p.add_argument(
+        "--gt",
+        required=True,
+        help="coco: person_keypoints_*.json; pckh: MPII valid.h5 | annot json list | gt_valid.mat, "
+        "or LIP lip_val_set.csv; posetrack: a GT json or folder of them",
+    )
+    p.add_argument(
+        "--preds",
+        required=True,
+        help="coco: keypoint results json; pckh: JSON list [{image, joints: [[x, y]...], scores}] in "
+        "annotation order, or .npy (N, K, 2), 0-based pixels; posetrack: tracks json or folder",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--out", default=None, help="pckh: write pckh.json and the curve / per-joint PNGs here")
+    p.add_argument(
+        "--protocol",
+        choices=("official", "matlab"),
+        default="official",
+        help="pckh columns: official (Simple Baselines/HRNet) or matlab (MPII toolkit: Head = neck and "
+        "head top, Total pooled)",
     )
     p.add_argument(
         "--poseval-compat",

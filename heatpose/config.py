@@ -50,7 +50,7 @@ class ModelConfig:
 class TrainSetConfig:
     """One dataset of a multi-dataset training mix (``data.train_sets``)."""
 
-    dataset: str = "coco"  # annotation format: coco | aic
+    dataset: str = "coco"  # annotation format: coco | mpii (official json list) | aic
     schema: str = "coco"  # its keypoint schema; mapped onto data.schema (keypoints.schema_mapping)
     ann: str = ""
     images: str = ""
@@ -341,8 +341,8 @@ def _validate_multi_stage(cfg: ExperimentConfig) -> None:
         )
     for i, ts in enumerate(cfg.data.train_sets):
         where = f"config key 'data.train_sets[{i}]"
-        if ts.dataset not in ("coco", "aic"):
-            raise HeatposeError(f"{where}.dataset': {ts.dataset!r} is not one of coco, aic")
+        if ts.dataset not in ("coco", "mpii", "aic"):
+            raise HeatposeError(f"{where}.dataset': {ts.dataset!r} is not one of coco, mpii, aic")
         if not ts.ratio > 0:
             raise HeatposeError(f"{where}.ratio': {ts.ratio} must be > 0")
         if not ts.ann or not ts.images:

@@ -1,9 +1,9 @@
 """Keypoint schemas: joint names, left/right flip pairs, skeleton edges, OKS sigmas.
 
 COCO-17 follows the official ``person_keypoints`` category; MPII-16 follows the MPII
-Human Pose joint ids (LIP uses the same 16 joints in the same order); AIC-14 follows AI
-Challenger's annotation order. ``schema_mapping`` gives the joint maps between schemas
-that multi-dataset training uses. Any other keypoint set is an instance of the same
+Human Pose joint ids; LIP-16 uses the MPII order with joint 7 the spine instead of the thorax;
+AIC-14 follows AI Challenger's annotation order. ``schema_mapping`` gives the joint maps between
+schemas that multi-dataset training uses. Any other keypoint set is an instance of the same
 :class:`KeypointSchema`, read from data by :mod:`heatpose.schema_io` (a COCO category plus an
 optional YAML file).
 """
@@ -216,10 +216,10 @@ MPII16 = KeypointSchema(
     upper_body=(7, 8, 9, 10, 11, 12, 13, 14, 15),
 )
 
-# LIP annotates the same 16 joints as MPII, in the same order.
+# LIP annotates 16 joints in the MPII order, but joint 7 is the spine where MPII has the thorax.
 LIP16 = KeypointSchema(
     name="lip",
-    joint_names=MPII16.joint_names,
+    joint_names=(*MPII16.joint_names[:7], "spine", *MPII16.joint_names[8:]),
     flip_pairs=MPII16.flip_pairs,
     skeleton=MPII16.skeleton,
     upper_body=MPII16.upper_body,
@@ -314,14 +314,16 @@ AIC_TO_MPII: dict[int, int] = {
 }
 
 # (source schema, target schema) -> joint map, for multi-dataset training (data.train_sets).
-# LIP annotates MPII's joints in MPII's order, so it shares MPII's maps.
+# LIP keeps MPII's order but has the spine where MPII has the thorax (joint 7): every other
+# joint maps onto itself, and the COCO/AIC maps (which never reach joint 7) serve LIP too.
+_MPII_LIP_SHARED: dict[int, int] = {i: i for i in range(MPII16.num_joints) if i != 7}
 SCHEMA_MAPPINGS: dict[tuple[str, str], dict[int, int]] = {
     ("coco", "mpii"): COCO_TO_MPII,
     ("coco", "lip"): COCO_TO_MPII,
     ("aic", "mpii"): AIC_TO_MPII,
     ("aic", "lip"): AIC_TO_MPII,
-    ("mpii", "lip"): {i: i for i in range(MPII16.num_joints)},
-    ("lip", "mpii"): {i: i for i in range(MPII16.num_joints)},
+    ("mpii", "lip"): _MPII_LIP_SHARED,
+    ("lip", "mpii"): _MPII_LIP_SHARED,
 }
 
 

@@ -18,7 +18,7 @@ ALL_CONFIGS = sorted(CONFIGS.rglob("*.yaml"))
 # res50_256x192_d256x3_adam_lr1e-3.yaml: depth, input HxW, deconv filters x layers, optimiser, lr
 NAME = re.compile(r"res(\d+)_(\d+)x(\d+)_d(\d+)x(\d+)_adam_lr([0-9.e-]+)(_[a-z0-9]+)*\.yaml")
 # The official recipe rows, written out key by key (no hidden defaults).
-FULL = ("coco", "mpii", "synthetic")
+FULL = ("coco", "mpii", "lip", "synthetic")
 
 
 def test_configs_exist():
@@ -45,7 +45,8 @@ def test_config_name_matches_contents(path):
     elif path.parent.name == "cfa":  # CFA is an MPII/LIP model (16 joints)
         assert cfg.data.schema == ("lip" if "_lip" in path.name else "mpii")
     else:
-        assert cfg.data.schema == ("mpii" if path.parent.name == "mpii" else "coco")
+        expected = path.parent.name if path.parent.name in ("mpii", "lip") else "coco"
+        assert cfg.data.schema == ("mpii" if path.stem.endswith("_mpii") else expected)
     # Each file is one row of a results table and says what number that row should reach.
     assert re.search(r"^# .*(AP|PCKh)", path.read_text(), re.MULTILINE), "no reference number comment"
     if path.parent.name not in FULL:

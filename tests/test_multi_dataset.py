@@ -53,6 +53,16 @@ def test_aic_to_mpii_leaves_out_only_the_neck() -> None:
         assert frozenset((AIC_TO_MPII[a], AIC_TO_MPII[b])) in mpii_pairs
 
 
+def test_every_mapping_joins_joints_of_the_same_name() -> None:
+    from heatpose.keypoints import SCHEMA_MAPPINGS
+
+    for (src, dst), mapping in SCHEMA_MAPPINGS.items():
+        a, b = get_schema(src), get_schema(dst)
+        assert all(a.joint_names[i] == b.joint_names[j] for i, j in mapping.items()), (src, dst)
+    # LIP's joint 7 is the spine, MPII's the thorax: not the same point, not mapped
+    assert 7 not in schema_mapping("mpii", "lip")
+
+
 def test_schema_mapping_lookup() -> None:
     assert schema_mapping("mpii", "mpii") == {i: i for i in range(16)}
     assert schema_mapping("aic", "lip") == AIC_TO_MPII
@@ -213,3 +223,19 @@ def test_mapped_coco_samples_train_an_mpii_model_with_missing_joints_at_weight_z
     grad = model.head.final_layer.weight.grad.reshape(16, -1).abs().sum(1)
     assert grad[MPII_NOT_IN_COCO].eq(0).all()
     assert grad[[0, 5, 10, 15]].gt(0).all()
+
+
+def test_mpii_list_train_set(coco_and_mpii) -> None:
+    from heatpose.config import TrainSetConfig
+    from heatpose.data.mixed import read_train_set
+
+    ts = TrainSetConfig(
+        dataset="mpii",
+        schema="mpii",
+        ann=str(coco_and_mpii / "mpii" / "annotations" / "mpii_train.json"),
+        images=str(coco_and_mpii / "mpii" / "images" / "train"),
+    )
+    people = read_train_set(ts, aspect_ratio=1.0, enlarge=1.25)
+    assert people and all(p.keypoints.shape == (16, 3) for p in people)
+    lip = map_samples(people, "mpii", "lip")
+    assert all(p.keypoints[7].sum() == 0 for p in lip)  # MPII's thorax is not LIP's spine

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from heatpose.codec import HeatmapCodec
 from heatpose.config import ExperimentConfig
-from heatpose.data.coco import read_coco_people
+from heatpose.data.coco import check_image_files, read_coco_people
 from heatpose.data.records import PersonSample
 from heatpose.data.transforms import Augmentation, CropParams, sample_crop, transform_keypoints, warp_crop
 from heatpose.errors import HeatposeError
@@ -151,6 +151,30 @@ def train_augmentation(cfg: ExperimentConfig) -> Augmentation:
     )
 
 
+def read_single_person_samples(
+    cfg: ExperimentConfig, ann: str, images: str, box_source: str, schema: KeypointSchema
+) -> list[PersonSample]:
+    """MPII (json list / pose-hg h5) or LIP (csv) people, one per annotation row, in order.
+
+    Both datasets are evaluated on the annotated person (MPII: the annotation's centre/scale;
+    LIP: the whole single-person image), so detector boxes are refused.
+    """
+    if box_source != "gt":
+        raise HeatposeError(
+            f"{cfg.data.dataset} is evaluated on the annotated people: boxes must be 'gt', not {box_source!r}"
+        )
+    w, h = cfg.data.input_size
+    if cfg.data.dataset == "lip":
+        from heatpose.data.lip import lip_people, read_lip_csv
+
+        return lip_people(read_lip_csv(ann, schema), images, w / h, cfg.data.box_enlarge)
+    from heatpose.data.mpii import mpii_people, read_mpii_annotations
+
+    samples = mpii_people(read_mpii_annotations(ann, schema), images, w / h)
+    check_image_files(samples)
+    return samples
+
+
 def build_dataset(
     cfg: ExperimentConfig, split: str, boxes: str | None = None, schema: KeypointSchema | None = None
 ) -> PoseDataset:
@@ -171,15 +195,22 @@ def build_dataset(
     images = _require_path(getattr(cfg.data, f"{split}_images"), f"data.{split}_images")
     box_source = "gt" if split == "train" else (boxes or cfg.test.boxes)
     w, h = cfg.data.input_size
-    samples = read_coco_people(
-        ann,
-        images,
-        schema.num_joints,
-        aspect_ratio=w / h,
-        enlarge=cfg.data.box_enlarge,
-        boxes=box_source,
-        det_score_thr=cfg.test.det_score_thr,
-    )
+    if cfg.data.dataset in ("mpii", "lip"):
+        samples = read_single_person_samples(cfg, ann, images, box_source, schema)
+        if split == "val":  # fail now, not after an epoch of training, when PCKh cannot be scored
+            from heatpose.evaluation.pckh_score import load_pckh_ground_truth
+
+            load_pckh_ground_truth(ann)
+    else:
+        samples = read_coco_people(
+            ann,
+            images,
+            schema.num_joints,
+            aspect_ratio=w / h,
+            enlarge=cfg.data.box_enlarge,
+            boxes=box_source,
+            det_score_thr=cfg.test.det_score_thr,
+        )
     if not samples:
         raise HeatposeError(f"no people to use in {ann} ({split} split, boxes: {box_source})")
     augmentation = train_augmentation(cfg) if split == "train" else None

@@ -31,7 +31,8 @@ from heatpose.keypoints import KeypointSchema, get_schema, map_keypoints, schema
 
 
 def read_train_set(ts: TrainSetConfig, aspect_ratio: float, enlarge: float) -> list[PersonSample]:
-    """People of one ``data.train_sets`` entry, in that set's own schema."""
+    """People of one ``data.train_sets`` entry, in that set's own schema (``enlarge`` applies to
+    box-annotated sets; MPII keeps its official annotated centre and scale)."""
     schema = get_schema(ts.schema)
     if ts.dataset == "aic":
         if schema.num_joints != get_schema("aic").num_joints:
@@ -39,7 +40,11 @@ def read_train_set(ts: TrainSetConfig, aspect_ratio: float, enlarge: float) -> l
         return read_aic_people(ts.ann, ts.images, aspect_ratio, enlarge)
     if ts.dataset == "coco":
         return read_coco_people(ts.ann, ts.images, schema.num_joints, aspect_ratio, enlarge)
-    raise HeatposeError(f"train set {ts.ann}: unknown dataset {ts.dataset!r} (coco or aic)")
+    if ts.dataset == "mpii":  # the official json list (or pose-hg h5 / .mat), MPII's own crop
+        from heatpose.data.mpii import mpii_people, read_mpii_annotations
+
+        return mpii_people(read_mpii_annotations(ts.ann, schema), ts.images, aspect_ratio)
+    raise HeatposeError(f"train set {ts.ann}: unknown dataset {ts.dataset!r} (coco, mpii or aic)")
 
 
 def map_samples(samples: list[PersonSample], source: str, target: str) -> list[PersonSample]:

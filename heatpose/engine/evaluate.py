@@ -37,6 +37,8 @@ from heatpose.engine.distributed import (
 )
 from heatpose.errors import HeatposeError
 from heatpose.evaluation.coco import STAT_NAMES, evaluate_keypoints, format_table, make_coco_results
+from heatpose.evaluation.pck import PCKH_METRIC_NAMES
+from heatpose.evaluation.pckh_score import describe_single_person_boxes, report_pckh_eval, score_pckh
 from heatpose.io import atomic_write_json
 from heatpose.keypoints import KeypointSchema
 from heatpose.models import build_model, load_model_weights
@@ -189,11 +191,25 @@ def _empty(name: str, dataset: PoseDataset) -> np.ndarray:
     return {"keypoints": np.zeros((0, k, 2)), "scores": np.zeros((0, k))}.get(name, np.zeros(0))
 
 
+PCKH_DATASETS = ("mpii", "lip")
+
+
 def metric_names(cfg: ExperimentConfig) -> tuple[str, ...]:
     """The validation metrics of the config's dataset (what ``train.save_metric`` may name)."""
+    if cfg.data.dataset in PCKH_DATASETS:
+        return PCKH_METRIC_NAMES
     if cfg.data.dataset != "coco":
         raise HeatposeError(f"evaluation on data.dataset {cfg.data.dataset!r} is not available yet")
     return STAT_NAMES
+
+
+def score_predictions(
+    preds: Predictions, cfg: ExperimentConfig, schema: KeypointSchema | None = None
+) -> dict[str, float]:
+    """The validation metrics of ``preds``: PCKh for MPII/LIP, COCO AP otherwise."""
+    if cfg.data.dataset in PCKH_DATASETS:
+        return score_pckh(preds.keypoints, cfg.data.val_ann)
+    return score_coco(preds, cfg, schema)[1]
 
 
 def score_coco(
@@ -273,7 +289,32 @@ def evaluate(
             num_workers=cfg.train.num_workers,
         )
         stats: dict[str, float] = {}
-        if is_main_process():
+        if is_main_process() and cfg.data.dataset in PCKH_DATASETS:
+            if out_dir is None:
+                out_dir = Path(checkpoint).parent / f"eval_gt{'' if flip else '_noflip'}"
+            header = [
+                f"checkpoint: {checkpoint}",
+                describe_single_person_boxes(cfg.data.dataset),
+                f"flip test: {'on' if flip else 'off'}"
+                + (_describe_flip_shift(cfg, dataset) if flip else ""),
+                f"decode: {cfg.test.decode}",
+            ]
+            meta_out = {
+                "box_source": "gt",
+                "boxes": header[1],
+                "flip": flip,
+                "shift_heatmap": cfg.test.shift_heatmap,
+                "flip_shift": cfg.test.flip_shift,
+                "decode": cfg.test.decode,
+                "checkpoint": str(checkpoint),
+                "checkpoint_meta": meta,
+                "num_crops": len(preds),
+                "config": config_to_dict(cfg),
+            }
+            stats = report_pckh_eval(
+                cfg.data.val_ann, preds.keypoints, preds.scores, header, out_dir, meta_out
+            )
+        elif is_main_process():
             results, stats = score_coco(preds, cfg, schema)
             if out_dir is None:
                 out_dir = Path(checkpoint).parent / f"eval_{boxes_tag(boxes)}{'' if flip else '_noflip'}"

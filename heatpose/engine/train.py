@@ -45,7 +45,7 @@ from heatpose.engine.distributed import (
     reduce_mean,
     unwrap_model,
 )
-from heatpose.engine.evaluate import configured_flip_shift, metric_names, predict_dataset, score_coco
+from heatpose.engine.evaluate import configured_flip_shift, metric_names, predict_dataset, score_predictions
 from heatpose.engine.logs import TrainLogger
 from heatpose.engine.optim import OptimStep, build_optimizer, build_scheduler
 from heatpose.engine.resume import (
@@ -148,8 +148,8 @@ def validate(
     device: torch.device,
     amp_dtype: torch.dtype | None = None,
 ) -> dict[str, float]:
-    """COCO AP of ``model`` on ``dataset`` with the test settings of ``cfg`` (flip, decode,
-    boxes), in the training precision; sharded over DDP ranks, the same numbers on every rank.
+    """COCO AP (MPII/LIP: PCKh) of ``model`` on ``dataset`` with the test settings of ``cfg`` (flip,
+    decode, boxes), in the training precision; sharded over DDP ranks, the same numbers on every rank.
 
     Runs the bare model with rank 0's BatchNorm running statistics (each DDP rank updates its
     own), i.e. exactly the weights that go into the checkpoint.
@@ -168,7 +168,7 @@ def validate(
         amp_dtype=amp_dtype,
         channels_last=cfg.train.channels_last,
     )
-    stats = score_coco(preds, cfg, dataset.schema)[1] if is_main_process() else {}
+    stats = score_predictions(preds, cfg, dataset.schema) if is_main_process() else {}
     if cfg.train.val_per_stage and isinstance(model, CFA) and model.num_stages > 1:
         # each stage alone, one more inference pass each, so users see the refinement stage by stage
         for s in range(model.num_stages):
