@@ -36,7 +36,11 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--minutes", type=float, default=3.0, help="training budget per model")
     parser.add_argument("--tags", nargs="+", default=list(TAGS))
+    parser.add_argument("--plot-only", action="store_true", help="redraw OUT/loss.png from finished runs")
     args = parser.parse_args()
+    if args.plot_only:
+        plot_losses(args.out, args.tags)
+        return
     torch.set_num_threads(1)
     ann = args.data / "annotations"
     paths = [
@@ -70,7 +74,38 @@ def main() -> None:
         lines.append(f"| {tag} ({arch}) | {epochs} | {minutes:.1f} | {pckh:.3f} | {per_stage} |")
     table = "\n".join(lines) + "\n"
     atomic_write_text(args.out / "table.md", table)
+    plot_losses(args.out, args.tags)
     print(table)
+
+
+def plot_losses(out: Path, tags: list[str]) -> None:
+    """OUT/loss.png: each run's training loss (epoch means) against its wall-clock minutes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from heatpose.engine.logs import read_csv
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for tag in tags:
+        rows = read_csv(out / tag / "train_log.csv")
+        if not rows:
+            continue
+        epochs = sorted({int(r["epoch"]) for r in rows})
+        loss = [
+            sum(r["loss"] for r in rows if r["epoch"] == e) / sum(r["epoch"] == e for r in rows)
+            for e in epochs
+        ]
+        ax.plot(epochs, loss, marker=".", label=tag)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss (sum over stages)")
+    ax.set_yscale("log")
+    ax.set_title("synthetic MPII layout, equal wall-clock budget")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "loss.png", dpi=100)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
