@@ -79,7 +79,7 @@ def main() -> None:
 
 
 def plot_losses(out: Path, tags: list[str]) -> None:
-    """OUT/loss.png: each run's training loss (epoch means) against its wall-clock minutes."""
+    """OUT/loss.png: each run's training loss per stage (epoch means / stages) against epochs."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,14 +92,14 @@ def plot_losses(out: Path, tags: list[str]) -> None:
         rows = read_csv(out / tag / "train_log.csv")
         if not rows:
             continue
+        run = load_config(out / tag / "config.yaml").model
+        stages = run.num_stages if run.arch == "cfa" else 1
         epochs = sorted({int(r["epoch"]) for r in rows})
-        loss = [
-            sum(r["loss"] for r in rows if r["epoch"] == e) / sum(r["epoch"] == e for r in rows)
-            for e in epochs
-        ]
+        per_epoch = [[r["loss"] for r in rows if r["epoch"] == e] for e in epochs]
+        loss = [sum(v) / len(v) / stages for v in per_epoch]
         ax.plot(epochs, loss, marker=".", label=tag)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss (sum over stages)")
+    ax.set_ylabel("training loss per stage (loss / stages)")
     ax.set_yscale("log")
     ax.set_title("synthetic MPII layout, equal wall-clock budget")
     ax.legend()
