@@ -1,4 +1,6 @@
-"""``heatpose`` command line: synth | train | eval | score | track | demo | reproduce.
+"""``heatpose`` command line: synth | train | eval | score | track | demo | reproduce | predict | ...
+
+Subcommands also: export, bench, convert, browse.
 
 Each subcommand is a thin layer over a library function; a :class:`HeatposeError` becomes one
 line on stderr and exit status 2, so users never see a traceback for their own mistakes.
@@ -124,6 +126,103 @@ def _track(args: argparse.Namespace) -> int:
     from heatpose.tracking.run import track_command
 
     return track_command(args)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from heatpose.predict import predict_command
+
+    return predict_command(
+        args.inputs,
+        args.checkpoint,
+        config=args.config,
+        overrides=tuple(args.set),
+        boxes=args.boxes,
+        detector=args.detector,
+        whole_image=args.whole_image,
+        det_score_thr=args.det_score_thr,
+        out=args.out,
+        vis_dir=args.vis,
+        backend=args.backend,
+        precision=args.precision,
+        flip=args.flip,
+        score_thr=args.score_thr,
+        progress=not args.quiet,
+    )
+
+
+def _export(args: argparse.Namespace) -> int:
+    from heatpose.export import export_command
+
+    size = tuple(args.input_size) if args.input_size else None
+    return export_command(args.checkpoint, args.out, args.config, tuple(args.set), size, args.opset)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from heatpose.bench import bench_command
+
+    return bench_command(
+        checkpoint=args.checkpoint,
+        config=args.config,
+        overrides=tuple(args.set),
+        batches=args.batch,
+        backends=args.backends,
+        iters=args.iters,
+        device=args.device,
+        out=args.out,
+    )
+
+
+def _add_predict_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="poses in images, folders and videos (COCO results json, pictures)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, videos (mp4/avi)")
+    p.add_argument(
+        "--checkpoint", required=True, help="heatpose .pth, foreign .pth(.tar) with --config, or .onnx"
+    )
+    p.add_argument("--config", default=None, help="recipe config; required for foreign checkpoints")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    boxes = p.add_mutually_exclusive_group()
+    boxes.add_argument("--boxes", default=None, metavar="DETS.json", help="COCO detection-results json")
+    boxes.add_argument(
+        "--detector",
+        default=None,
+        metavar="hog|MODEL.onnx",
+        help="OpenCV HOG people detector (the default) or a YOLOX/RTMDet ONNX detector",
+    )
+    boxes.add_argument("--whole-image", action="store_true", help="the whole image is one person")
+    p.add_argument("--det-score-thr", type=float, default=0.5, help="detection score threshold (--boxes)")
+    p.add_argument("--out", default=None, help="COCO keypoint results json")
+    p.add_argument("--vis", default=None, metavar="OUT_DIR", help="draw skeletons into pictures/videos here")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None, help="flip test")
+    p.add_argument("--score-thr", type=float, default=0.3, help="joints below this are drawn faded")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_predict)
+
+    p = sub.add_parser("export", help="export a checkpoint to ONNX (BN folded, metadata, parity check)")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--out", required=True, help="model.onnx")
+    p.add_argument("--config", default=None, help="recipe config; required for foreign checkpoints")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"), default=None)
+    p.add_argument("--opset", type=int, default=17)
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("bench", help="inference speed against this machine's matmul peak")
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--config", default=None, help="model from a config (random weights)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--batch", type=int, nargs="+", default=[1, 8, 16])
+    p.add_argument(
+        "--backends",
+        nargs="+",
+        default=None,
+        help="paths to time (default: all available; see docs/predict.md)",
+    )
+    p.add_argument("--iters", type=int, default=5, help="timed forward passes per path and batch size")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--out", default=None, help="also write the measurements as json")
+    p.set_defaults(func=_bench)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -254,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="coco: OKS sigmas of this schema (name or file); default: COCO-17's or the GT category's",
     )  # fmt: skip
     p.set_defaults(func=_score)
+    _add_predict_parsers(sub)
 
     p = sub.add_parser("convert", help="convert a labelme / CVAT / Label Studio export to COCO keypoints")
     p.add_argument("--from", dest="tool", required=True, choices=("labelme", "cvat-xml", "label-studio"))

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import torch
 
-from heatpose.data.transforms import apply_affine, get_affine_transform
+from heatpose.data.transforms import PIXEL_STD
 
 
 @dataclass(frozen=True)
@@ -104,14 +104,24 @@ class HeatmapCodec:
     def heatmap_to_image(self, coords: np.ndarray, centers: np.ndarray, scales: np.ndarray) -> np.ndarray:
         """Official ``transform_preds``: heatmap pixels of each crop -> original image pixels
         (with ``udp``, the pixel-index map of the UDP crop, so heatmap pixel 0 and ``w - 1`` are
-        the box's two edges)."""
-        out = np.empty_like(coords, dtype=np.float64)
-        for i in range(len(coords)):
-            inv = get_affine_transform(
-                centers[i], scales[i], 0.0, self.heatmap_size, inverse=True, udp=self.udp
-            )
-            out[i] = apply_affine(coords[i], inv)
-        return out
+        the box's two edges).
+
+        The inverse of the unrotated :func:`get_affine_transform` in closed form, for all N crops
+        at once: ``x_image = (x_heatmap - c) * image px per heatmap px + center`` with ``c`` the
+        heatmap centre (``w / 2``; ``(w - 1) / 2`` for UDP).
+        """
+        coords = np.asarray(coords, np.float64)
+        centers = np.asarray(centers, np.float64).reshape(-1, 1, 2)
+        scales = np.asarray(scales, np.float64).reshape(-1, 2)
+        w, h = self.heatmap_size
+        if self.udp:
+            steps = np.array([w - 1.0, h - 1.0])
+            half = 0.5 * steps
+            pixels_per_step = scales * PIXEL_STD / steps  # (N, 2): per axis
+        else:
+            half = 0.5 * np.array([w, h], np.float64)
+            pixels_per_step = np.repeat(scales[:, :1] * PIXEL_STD / w, 2, axis=1)  # isotropic
+        return (coords - half) * pixels_per_step[:, None, :] + centers
 
     def decode_to_image(
         self,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from heatpose.errors import HeatposeError
-from heatpose.io import atomic_write_json, atomic_write_text, load_json
+from heatpose.io import atomic_write_bytes, atomic_write_json, atomic_write_text, load_json
 from heatpose.steps import CommandStep, run_steps
 
 
@@ -42,13 +42,14 @@ class DemoPreset:
     minutes: float
     batch_size: int
     clip_frames: int
+    pictures: int  # held-out images drawn by the predict step
 
 
 PRESETS: dict[str, DemoPreset] = {
     # about 10 minutes on 2 CPU cores: AP >= 0.8 on the held-out split (docs/results.md)
-    "standard": DemoPreset(1600, 200, (320, 256), (96, 128), (3, 256), 6.5, 32, 48),
+    "standard": DemoPreset(1600, 200, (320, 256), (96, 128), (3, 256), 6.5, 32, 48, 6),
     # seconds: the test suite's setting (the numbers mean nothing)
-    "tiny": DemoPreset(6, 3, (96, 96), (64, 64), (2, 16), 0.0, 4, 6),
+    "tiny": DemoPreset(6, 3, (96, 96), (64, 64), (2, 16), 0.0, 4, 6, 2),
 }
 
 
@@ -132,15 +133,68 @@ def build_steps(out: Path, preset: DemoPreset, checkpoint: str | None) -> list[C
                 [out / "train" / "best.pth"],
             )
         )
-    steps.append(
+    pictures = [str(data / "images" / "val" / f"{i:012d}.jpg") for i in range(1, preset.pictures + 1)]
+    clip = out / "clip"
+    video = clip / "videos" / "demo" / "000001_synthetic.mp4"
+    predict_out = ["--out", str(out / "predict" / "predictions.json"), "--vis", str(out / "predict")]
+    track_out = ["--out", str(out / "track" / "tracks.json"), "--vis", str(out / "track" / "tracked.mp4")]
+    clip_args = ["--video", "--num-videos", "1", "--frames", str(preset.clip_frames), "--layout", "coco"]
+    steps += [
         CommandStep(
             "eval",
             "Score it on the held-out split (COCO AP, GT boxes, flip test)",
             ["eval", str(cfg), "--checkpoint", ckpt, "--out-dir", str(out / "eval")],
             [out / "eval" / "eval_meta.json"],
-        )
-    )
+        ),
+        CommandStep(
+            "predict",
+            "Predict and draw skeletons on held-out images (person boxes: the split's GT boxes)",
+            [
+                "predict",
+                *pictures,
+                "--checkpoint",
+                ckpt,
+                "--boxes",
+                str(out / "val_boxes.json"),
+                *predict_out,
+            ],
+            [out / "predict" / "predictions.json"],
+        ),
+        CommandStep(
+            "synth_clip",
+            "Draw a short synthetic clip with moving, crossing people (and noisy detections)",
+            ["synth", str(clip), *clip_args, "--split", "demo", "--mp4", *size],
+            [video],
+        ),
+        CommandStep(
+            "track",
+            "Track the people of the clip (flow-based tracker, the clip's detections)",
+            [
+                "track",
+                str(video),
+                "--checkpoint",
+                ckpt,
+                "--boxes",
+                str(clip / "annotations" / "demo_human_detections.json"),
+                *track_out,
+            ],
+            [out / "track" / "tracked.mp4"],
+        ),
+    ]
     return steps
+
+
+def write_gt_boxes(ann: Path, path: Path, limit: int) -> Path:
+    """The GT person boxes of the first ``limit`` images of a COCO file as a detection-results json
+    (score 1), so the demo's pictures show the network's poses rather than a detector's misses."""
+    data = load_json(ann, "annotation")
+    ids = sorted(int(img["id"]) for img in data["images"])[:limit]
+    dets = [
+        {"image_id": int(a["image_id"]), "category_id": 1, "bbox": a["bbox"], "score": 1.0}
+        for a in data["annotations"]
+        if int(a["image_id"]) in ids and not a.get("iscrowd", 0)
+    ]
+    return atomic_write_json(path, dets)
 
 
 def run_demo(
@@ -177,6 +231,9 @@ def run_demo(
     def prepare(step: CommandStep) -> None:
         if step.name == "train":
             _write_config(out, preset)
+        elif step.name == "predict":
+            ann = out / "data" / "annotations" / "person_keypoints_val.json"
+            write_gt_boxes(ann, out / "val_boxes.json", preset.pictures)
 
     run_steps(out, steps, f"heatpose demo --out {shlex.quote(str(out))}", prepare, run_command)
     report = write_report(out, steps)
@@ -240,8 +297,40 @@ def write_report(out: Path, steps: list[CommandStep]) -> Path:
         parts.append("<h2>Training curves</h2><img src='curves.png' width='100%'>")
     if imgs:
         parts.append(f"<h2>Predictions on held-out images</h2>{imgs}")
+    tracked = out / "track" / "tracked.mp4"
+    if tracked.is_file():
+        frames = "".join(
+            f'<img src="{html.escape(p.relative_to(out).as_posix())}" width="260">'
+            for p in clip_frames(tracked, out / "track" / "frames", 4)
+        )
+        parts.append(
+            "<h2>Tracked clip</h2><p>Each track in its own colour with its id "
+            "(<a href='track/tracked.mp4'>the whole clip</a>, "
+            f"<a href='track/tracks.json'>PoseTrack json</a>).</p>{frames}"
+        )
     parts.append(f"<h2>Reproduce every step</h2><ol>{cmds}</ol></body></html>")
     return atomic_write_text(out / "index.html", "\n".join(parts) + "\n")
+
+
+def clip_frames(video: Path, folder: Path, count: int) -> list[Path]:
+    """``count`` evenly spaced frames of ``video`` as JPEGs (browsers may not play OpenCV's mp4v)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(video))
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    wanted = {round(i * (total - 1) / max(1, count - 1)) for i in range(count)} if total > 0 else set()
+    paths, index = [], 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if index in wanted:
+            ok, buf = cv2.imencode(".jpg", frame)
+            if ok:
+                paths.append(atomic_write_bytes(folder / f"frame_{index:04d}.jpg", buf.tobytes()))
+        index += 1
+    cap.release()
+    return paths
 
 
 def metrics_from_report(index_html: str | Path) -> dict[str, str]:

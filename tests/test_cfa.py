@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from heatpose.config import ModelConfig
-from heatpose.engine.evaluate import predict_heatmaps
 from heatpose.errors import HeatposeError
+from heatpose.inference import predict_heatmaps
 from heatpose.keypoints import MPII16
 from heatpose.losses import JointsMSELoss
 from heatpose.models import CFA, build_model, fuse_stages, load_model_weights, make_model
@@ -102,7 +102,7 @@ def test_flip_test_uses_fused_output(v: tuple) -> None:
     model, x, flip_index = model_of(v), images(), MPII16.flip_index()
     with torch.no_grad():
         plain = predict_heatmaps(model, x, flip=False)
-        flipped = predict_heatmaps(model, x, flip=True, flip_index=flip_index, shift=False)
+        flipped = predict_heatmaps(model, x, flip=True, flip_index=flip_index, shift="none")
         raw = stages_of(model(x))
         raw_flip = stages_of(model(x.flip(-1)))
     k = model.fuse_last_k if isinstance(model, CFA) else 1

@@ -131,3 +131,22 @@ def test_cli_init_from_grows_the_cascade(tiny_data, tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert code == 0, err
     assert "init from" not in err and "resumed from" in err
+
+
+def test_heatpose_export_writes_the_fused_prediction() -> None:
+    pytest.importorskip("onnxruntime")
+    from heatpose.config import config_from_dict
+    from heatpose.data.dataset import build_codec
+    from heatpose.export import OnnxRunner, onnx_bytes, parity_check
+
+    cfg = config_from_dict(
+        {
+            "model": {"arch": "cfa", "backbone_depth": 18, "num_joints": 16, "num_deconv_filters": 16},
+            "data": {"schema": "mpii", "input_size": [64, 64]},
+        }
+    )
+    torch.manual_seed(0)
+    model = make_model(cfg.model).eval()
+    runner = OnnxRunner(onnx_bytes(model, cfg))  # one output: the fused map
+    parity = parity_check(model, runner, build_codec(cfg))
+    assert parity.max_heatmap_diff < 1e-4 and parity.max_keypoint_diff_px == 0

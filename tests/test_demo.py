@@ -21,6 +21,12 @@ def test_tiny_demo_writes_a_consistent_report(tmp_path):
         undefined = value is None or (isinstance(value, float) and (math.isnan(value) or value < 0))
         assert shown[key] == ("n/a" if undefined else f"{value:.4f}"), key
     html = (out / "index.html").read_text()
-    assert "heatpose train" in html and "heatpose eval" in html
+    for command in ("heatpose train", "heatpose eval", "heatpose predict", "heatpose track"):
+        assert command in html, command
+    pictures = sorted((out / "predict").glob("*.jpg"))
+    assert len(pictures) == 2 and all(f'src="predict/{p.name}"' in html for p in pictures)
+    frames = sorted((out / "track" / "frames").glob("*.jpg"))
+    assert frames and all(f'src="track/frames/{p.name}"' in html for p in frames)
+    assert (out / "track" / "tracks.json").is_file()
     # a second run finds every step done and only rewrites the report
     assert main(["demo", "--out", str(out), "--preset", "tiny"]) == 0

@@ -29,7 +29,7 @@ from heatpose.engine.optim import (
     OptimStep,
     build_optimizer,
     build_scheduler,
-    cpu_has_amx,
+    cpu_has_native_bf16,
     lr_factor_at,
     resolve_amp_dtype,
 )
@@ -97,7 +97,7 @@ def test_optim_step_clips_gradients():
 def test_amp_choices_on_cpu():
     assert resolve_amp_dtype("none", CPU) is None
     assert resolve_amp_dtype("bf16", CPU) is torch.bfloat16
-    assert resolve_amp_dtype("auto", CPU) is (torch.bfloat16 if cpu_has_amx() else None)
+    assert resolve_amp_dtype("auto", CPU) is (torch.bfloat16 if cpu_has_native_bf16() else None)
     with pytest.raises(HeatposeError, match="fp16 needs a CUDA GPU"):
         resolve_amp_dtype("fp16", CPU)
     step = OptimStep(torch.optim.Adam(nn.Linear(2, 2).parameters()), CPU, amp="bf16")
@@ -250,10 +250,10 @@ def test_flip_test_of_a_symmetric_model_changes_nothing():
     model = _MeanModel()
     flip_index = get_schema("coco").flip_index()
     plain = predict_heatmaps(model, images)
-    flipped = predict_heatmaps(model, images, flip=True, flip_index=flip_index, shift=False)
+    flipped = predict_heatmaps(model, images, flip=True, flip_index=flip_index, shift="none")
     assert plain.shape == (3, 17, 8, 6) and plain.dtype == torch.float32
     torch.testing.assert_close(flipped, plain)
-    shifted = predict_heatmaps(model, images, flip=True, flip_index=flip_index, shift=True)
+    shifted = predict_heatmaps(model, images, flip=True, flip_index=flip_index, shift="official")
     torch.testing.assert_close(shifted[..., 1:], (plain[..., 1:] + plain[..., :-1]) / 2)
 
 

@@ -28,7 +28,7 @@ def read_image(path: str | Path, color_order: str = "rgb") -> np.ndarray:
     """HxWx3 uint8 in ``color_order``; a clear error for a missing or corrupt file."""
     if not Path(path).is_file():
         raise HeatposeError(f"image file not found: {path}")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)  # stored pixel grid
     if image is None:
         raise HeatposeError(f"cannot decode image (corrupt or not an image): {path}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if color_order == "rgb" else image

@@ -11,34 +11,32 @@ detector boxes and the official code made that easy to miss.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
-from torch.utils.data import DataLoader
-from tqdm import tqdm
 
-from heatpose.codec import HeatmapCodec, exact_flip_shift, flip_back
 from heatpose.config import ExperimentConfig, config_to_dict
 from heatpose.data.dataset import PoseDataset, build_dataset
 from heatpose.engine.checkpoint import meta_mismatches
 from heatpose.engine.distributed import (
-    all_gather_object,
     broadcast_object,
     distributed_run,
     is_main_process,
-    shard_indices,
 )
 from heatpose.errors import HeatposeError
 from heatpose.evaluation.coco import STAT_NAMES, evaluate_keypoints, format_table, make_coco_results
 from heatpose.evaluation.pck import PCKH_METRIC_NAMES
 from heatpose.evaluation.pckh_score import describe_single_person_boxes, report_pckh_eval, score_pckh
+from heatpose.inference import (
+    Predictions,
+    configured_flip_shift,
+    flip_shift_px,
+    predict_dataset,
+    predict_heatmaps,  # noqa: F401  (re-exported: tests and other branches import it from here)
+)
 from heatpose.io import atomic_write_json
 from heatpose.keypoints import KeypointSchema
 from heatpose.models import build_model, load_model_weights
@@ -49,146 +47,14 @@ RESULTS_NAME = "keypoints_results.json"
 META_NAME = "eval_meta.json"
 
 
-def predict_heatmaps(
-    model: nn.Module,
-    images: torch.Tensor,
-    flip: bool = False,
-    flip_index: list[int] | None = None,
-    shift: bool | str = True,
-) -> torch.Tensor:
-    """(N, 3, H, W) crops -> (N, K, h, w) float32 heatmaps, optionally flip-tested.
-
-    Flip test (official): the mirrored crops go through the network in the same batch, their
-    heatmaps are mirrored back with left/right joints swapped, shifted right (``True`` or
-    ``"official"``: one pixel; ``"exact"``: :func:`~heatpose.codec.exact_flip_shift`; ``False``:
-    not at all), then averaged with the plain ones. A multi-stage model's outputs go through its
-    ``fuse`` (CFA: the mean of the last k stages), or its last output is used.
-    """
-    n = images.shape[0]
-    batch = torch.cat([images, images.flip(-1)]) if flip else images
-    heatmaps = model(batch)
-    if isinstance(heatmaps, (list, tuple)):
-        heatmaps = model.fuse(heatmaps) if hasattr(model, "fuse") else heatmaps[-1]
-    heatmaps = heatmaps.float()
-    if not flip:
-        return heatmaps
-    if flip_index is None:
-        raise ValueError("flip test needs the schema's flip_index")
-    shift_px = flip_shift_px(shift, images.shape[-1], heatmaps.shape[-1])
-    return (heatmaps[:n] + flip_back(heatmaps[n:], flip_index, shift_px)) * 0.5
-
-
-def flip_shift_px(shift: bool | str, input_width: int, heatmap_width: int) -> float:
-    """Heatmap pixels to shift flipped-back maps by, for a ``predict_heatmaps`` ``shift`` setting."""
-    if shift == "exact":
-        return exact_flip_shift(input_width, heatmap_width)
-    if shift is True or shift == "official":
-        return 1.0
-    if shift is False:
-        return 0.0
-    raise ValueError(f"unknown flip shift {shift!r}: use True, False, 'official' or 'exact'")
-
-
-def configured_flip_shift(cfg: ExperimentConfig) -> bool | str:
-    """The ``shift`` argument of :func:`predict_heatmaps` that ``cfg.test`` asks for.
-
-    UDP heatmaps flip exactly (pixel-index coordinates), so they are never shifted."""
-    if cfg.data.codec == "udp":
-        return False
-    return cfg.test.flip_shift if cfg.test.shift_heatmap else False
-
-
 def _describe_flip_shift(cfg: ExperimentConfig, dataset: PoseDataset) -> str:
     shift = configured_flip_shift(cfg)
     if cfg.data.codec == "udp":
         return " (UDP: flipped heatmaps align exactly, not shifted)"
-    if shift is False:
+    if shift == "none":
         return " (flipped heatmaps not shifted)"
     px = flip_shift_px(shift, dataset.codec.input_size[0], dataset.codec.heatmap_size[0])
     return f" (flipped heatmaps shifted {px:g} px right, {shift})"
-
-
-@dataclass
-class Predictions:
-    """Decoded poses, one row per crop: (N,) index, image_id, box_score, area; (N, K, 2)
-    keypoints in image pixels; (N, K) keypoint scores. ``area`` is the box-scale area
-    ``scale[0] * scale[1] * 200**2`` that the official OKS-NMS uses."""
-
-    index: np.ndarray
-    image_id: np.ndarray
-    keypoints: np.ndarray
-    scores: np.ndarray
-    box_score: np.ndarray
-    area: np.ndarray
-
-    @classmethod
-    def concatenate(cls, parts: list[Predictions]) -> Predictions:
-        """Join shards and sort by dataset index (dropping any index seen twice)."""
-        joined = {
-            f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(cls)
-        }
-        _, first = np.unique(joined["index"], return_index=True)
-        return cls(**{k: v[first] for k, v in joined.items()})
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-
-@torch.inference_mode()
-def predict_dataset(
-    model: nn.Module,
-    dataset: PoseDataset,
-    device: torch.device,
-    batch_size: int,
-    flip: bool = True,
-    shift: bool | str = True,
-    decode: str = "argmax",
-    num_workers: int = 0,
-    amp_dtype: torch.dtype | None = None,
-    channels_last: bool = False,
-    progress: bool = True,
-) -> Predictions:
-    """Run the model over every crop of ``dataset`` and decode poses in image coordinates.
-
-    Under DDP every rank takes a disjoint shard and the shards are gathered, so every rank
-    returns the predictions for the whole dataset. ``amp_dtype`` (e.g. the training precision
-    during validation) runs the forward passes under autocast.
-    """
-    codec: HeatmapCodec = dataset.codec
-    loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=shard_indices(len(dataset)),
-        num_workers=num_workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=False,
-    )
-    model.eval()
-    parts: dict[str, list[np.ndarray]] = {f.name: [] for f in dataclasses.fields(Predictions)}
-    bar = tqdm(
-        loader, desc="inference", unit="batch", disable=not (progress and is_main_process()), leave=False
-    )
-    for batch in bar:
-        images = batch["image"].to(device, non_blocking=True)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext():
-            heatmaps = predict_heatmaps(model, images, flip, dataset.flip_index, shift)
-        centers, scales = batch["center"].numpy(), batch["scale"].numpy()
-        keypoints, scores = codec.decode_to_image(heatmaps, centers, scales, decode)
-        parts["index"].append(batch["index"].numpy())
-        parts["image_id"].append(batch["image_id"].numpy())
-        parts["keypoints"].append(keypoints)
-        parts["scores"].append(scores)
-        parts["box_score"].append(batch["box_score"].numpy())
-        parts["area"].append(np.prod(scales.astype(np.float64), axis=1) * 200.0**2)
-    local = Predictions(**{k: np.concatenate(v) if v else _empty(k, dataset) for k, v in parts.items()})
-    return Predictions.concatenate(all_gather_object(local))
-
-
-def _empty(name: str, dataset: PoseDataset) -> np.ndarray:
-    k = dataset.schema.num_joints
-    return {"keypoints": np.zeros((0, k, 2)), "scores": np.zeros((0, k))}.get(name, np.zeros(0))
 
 
 PCKH_DATASETS = ("mpii", "lip")
