@@ -63,7 +63,8 @@ def _synth(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from heatpose.config import load_config
 
-    cfg = load_config(args.config, args.set)  # before importing torch: a bad config fails fast
+    overrides = [*args.set, f"model.init_from={args.init_from}"] if args.init_from else args.set
+    cfg = load_config(args.config, overrides)  # before importing torch: a bad config fails fast
     from heatpose.engine.train import train
 
     work_dir = args.work_dir or str(Path("work_dirs") / Path(args.config).stem)
@@ -321,6 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--work-dir", default=None, help="default: work_dirs/<config name>")
     p.add_argument("--resume", action="store_true", help="continue from WORK_DIR/latest.pth")
+    p.add_argument(
+        "--init-from",
+        default=None,
+        metavar="CKPT",
+        help="start from a trained CFA (fewer stages) or SimpleBaseline checkpoint (model.init_from)",
+    )
     p.set_defaults(func=_train)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint on the config's validation set")

@@ -70,13 +70,14 @@ def predict_heatmaps(
     Flip test (official): the mirrored crops go through the network in the same batch, their
     heatmaps are mirrored back with left/right joints swapped, shifted right by
     :func:`flip_shift_px` of ``shift``, then averaged with the plain ones. A multi-stage
-    model's last output is used.
+    model's outputs go through its ``fuse`` (CFA: the mean of the last k stages), or its last
+    output is used.
     """
     n = images.shape[0]
     batch = torch.cat([images, images.flip(-1)]) if flip else images
     heatmaps = model(batch)
     if isinstance(heatmaps, (list, tuple)):
-        heatmaps = heatmaps[-1]
+        heatmaps = model.fuse(heatmaps) if hasattr(model, "fuse") else heatmaps[-1]
     heatmaps = heatmaps.float()
     if not flip:
         return heatmaps

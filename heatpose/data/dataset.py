@@ -139,6 +139,18 @@ def _require_path(value: str, key: str) -> str:
     return value
 
 
+def train_augmentation(cfg: ExperimentConfig) -> Augmentation:
+    d = cfg.data
+    return Augmentation(
+        scale_factor=d.scale_factor,
+        rot_factor=d.rot_factor,
+        rot_prob=d.rot_prob,
+        flip=d.flip,
+        half_body_prob=d.half_body_prob,
+        half_body_min_joints=d.half_body_min_joints,
+    )
+
+
 def read_single_person_samples(
     cfg: ExperimentConfig, ann: str, images: str, box_source: str, schema: KeypointSchema
 ) -> list[PersonSample]:
@@ -175,6 +187,10 @@ def build_dataset(
         raise ValueError(f"split must be train or val, not {split!r}")
     schema = schema or schema_for_config(cfg)
     resolve_num_joints(cfg, schema)  # an error when model.num_joints disagrees with the schema
+    if split == "train" and cfg.data.train_sets:  # several datasets mapped onto one schema
+        from heatpose.data.mixed import build_mixed_dataset
+
+        return build_mixed_dataset(cfg, schema)  # type: ignore[return-value]
     ann = _require_path(getattr(cfg.data, f"{split}_ann"), f"data.{split}_ann")
     images = _require_path(getattr(cfg.data, f"{split}_images"), f"data.{split}_images")
     box_source = "gt" if split == "train" else (boxes or cfg.test.boxes)
@@ -197,17 +213,7 @@ def build_dataset(
         )
     if not samples:
         raise HeatposeError(f"no people to use in {ann} ({split} split, boxes: {box_source})")
-    augmentation = None
-    if split == "train":
-        d = cfg.data
-        augmentation = Augmentation(
-            scale_factor=d.scale_factor,
-            rot_factor=d.rot_factor,
-            rot_prob=d.rot_prob,
-            flip=d.flip,
-            half_body_prob=d.half_body_prob,
-            half_body_min_joints=d.half_body_min_joints,
-        )
+    augmentation = train_augmentation(cfg) if split == "train" else None
     return PoseDataset(
         samples,
         build_codec(cfg),
