@@ -63,7 +63,8 @@ def _synth(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from heatpose.config import load_config
 
-    cfg = load_config(args.config, args.set)  # before importing torch: a bad config fails fast
+    overrides = [*args.set, f"model.init_from={args.init_from}"] if args.init_from else args.set
+    cfg = load_config(args.config, overrides)  # before importing torch: a bad config fails fast
     from heatpose.engine.train import train
 
     work_dir = args.work_dir or str(Path("work_dirs") / Path(args.config).stem)
@@ -146,6 +147,14 @@ def _predict(args: argparse.Namespace) -> int:
         flip=args.flip,
         score_thr=args.score_thr,
         progress=not args.quiet,
+        csv_path=args.csv,
+        jsonl_path=args.jsonl,
+        kpt_thr=args.kpt_thr,
+        draw_heatmaps=args.draw_heatmaps,
+        heatmap_joint=args.heatmap_joint,
+        camera=args.camera,
+        max_fps=args.max_fps,
+        show=args.show,
     )
 
 
@@ -171,9 +180,37 @@ def _bench(args: argparse.Namespace) -> int:
     )
 
 
+def _add_table_args(p: argparse.ArgumentParser) -> None:
+    """``--csv``, ``--jsonl``, ``--kpt-thr`` of predict and track (heatpose/video_tables.py)."""
+    p.add_argument("--csv", default=None, metavar="OUT.csv", help="per-frame table: one row per frame+person")
+    p.add_argument("--jsonl", default=None, metavar="OUT.jsonl", help="one json object per frame, streamed")
+    p.add_argument(
+        "--kpt-thr",
+        type=float,
+        default=None,
+        metavar="T",
+        help="joints scoring below T: blank in the csv, hidden in drawings (the json keeps them)",
+    )
+
+
 def _add_predict_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="poses in images, folders and videos (COCO results json, pictures)")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, videos (mp4/avi)")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders, videos (mp4/avi)")
+    live = p.add_mutually_exclusive_group()
+    live.add_argument(
+        "--camera", default=None, metavar="N", help="live input from camera N (instead of INPUT)"
+    )
+    live.add_argument(
+        "--source",
+        dest="camera",
+        default=None,
+        metavar="URL",
+        help="live input from an OpenCV capture URL/device",
+    )
+    p.add_argument(
+        "--max-fps", type=float, default=None, help="live input: process at most this many frames/s"
+    )
+    p.add_argument("--show", action="store_true", help="live input: show the drawn frames in a window")
     p.add_argument(
         "--checkpoint", required=True, help="heatpose .pth, foreign .pth(.tar) with --config, or .onnx"
     )
@@ -195,6 +232,9 @@ def _add_predict_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None, help="flip test")
     p.add_argument("--score-thr", type=float, default=0.3, help="joints below this are drawn faded")
+    _add_table_args(p)
+    p.add_argument("--draw-heatmaps", action="store_true", help="--vis: blend each person's heatmaps in")
+    p.add_argument("--heatmap-joint", default=None, metavar="NAME", help="one joint's heatmap (default: max)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_predict)
 
@@ -282,6 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--work-dir", default=None, help="default: work_dirs/<config name>")
     p.add_argument("--resume", action="store_true", help="continue from WORK_DIR/latest.pth")
+    p.add_argument(
+        "--init-from",
+        default=None,
+        metavar="CKPT",
+        help="start from a trained CFA (fewer stages) or SimpleBaseline checkpoint (model.init_from)",
+    )
     p.set_defaults(func=_train)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint on the config's validation set")
@@ -379,9 +425,37 @@ def build_parser() -> argparse.ArgumentParser:
     boxes.add_argument(
         "--boxes", default=None, help="person detections json (COCO results, image_id = frame id)"
     )
-    boxes.add_argument("--detector", choices=("hog",), default=None, help="detect people with OpenCV's HOG")
+    boxes.add_argument(
+        "--detector",
+        default=None,
+        metavar="hog|MODEL.onnx",
+        help="detect people with OpenCV's HOG or a YOLOX/RTMDet ONNX detector",
+    )
     p.add_argument("--out", required=True, help="tracking results json (PoseTrack18)")
     p.add_argument("--vis", default=None, help="also write the tracks drawn on the frames to this .mp4")
+    _add_table_args(p)
+    p.add_argument(
+        "--smooth",
+        choices=("none", "one-euro", "savgol"),
+        default="none",
+        help="smooth keypoints per track: one-euro (online) or savgol (offline); see docs/video.md",
+    )
+    p.add_argument(
+        "--one-euro",
+        type=float,
+        nargs=3,
+        default=None,
+        metavar=("MIN_CUTOFF", "BETA", "D_CUTOFF"),
+        help="One-Euro parameters (default: the measured 2 0.5 1)",
+    )
+    p.add_argument(
+        "--savgol",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("WINDOW", "POLYORDER"),
+        help="Savitzky-Golay window (odd, frames) and polynomial order (default: the measured 9 3)",
+    )
     p.add_argument(
         "--tracker",
         action="append",

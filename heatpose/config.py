@@ -36,6 +36,25 @@ class ModelConfig:
     final_conv_kernel: int = 1
     pretrained: str = ""  # torchvision ImageNet ResNet file for the backbone
     weights: str = ""  # full-model checkpoint (official, MMPose or heatpose layout)
+    init_from: str = ""  # stage-wise growth: a CFA or SimpleBaseline checkpoint for the first stages
+    # CFA (arch: cfa, heatpose/models/cfa.py); num_deconv_filters is the decoder width
+    num_stages: int = 2
+    fuse_last_k: int = 2  # the prediction is the mean of the last k stages' heatmaps
+    aggregate: bool = True  # false: no cross-stage tensors (independent stages, the ablation)
+    stage_type: str = "resnet"  # resnet | hourglass
+    stage_input: str = "image"  # what stages 2.. start from: image | features (previous stride-4 map)
+    hourglass_depth: int = 4  # poolings per hourglass (stage_type: hourglass)
+
+
+@dataclass
+class TrainSetConfig:
+    """One dataset of a multi-dataset training mix (``data.train_sets``)."""
+
+    dataset: str = "coco"  # annotation format: coco | mpii (official json list) | aic
+    schema: str = "coco"  # its keypoint schema; mapped onto data.schema (keypoints.schema_mapping)
+    ann: str = ""
+    images: str = ""
+    ratio: float = 1.0  # share of each epoch's samples drawn from this set (relative)
 
 
 @dataclass
@@ -66,6 +85,7 @@ class DataConfig:
     half_body_min_lower: int | None = None  # None: the rule's (heatpose 2, hrnet 3, mmpose 3)
     category: str | int = ""  # GT keypoint category (name or id); "": the only one, else 'person'
     max_bad_image_share: float = 0.01  # training skips truncated/mis-sized images up to this share
+    train_sets: list[TrainSetConfig] = field(default_factory=list)  # non-empty: mix these for training
 
 
 @dataclass
@@ -85,6 +105,8 @@ class TrainConfig:
     num_workers: int = 2
     val_interval: int = 1  # epochs between validations
     save_metric: str = "AP"  # validation metric that picks the best checkpoint
+    stage_weights: list[float] = field(default_factory=list)  # per-stage loss weights; [] = all 1
+    val_per_stage: bool = True  # multi-stage models: also score every stage alone at validation
 
 
 @dataclass
@@ -116,7 +138,9 @@ class ExperimentConfig:
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "model.arch": ("simple_baseline",),
+    "model.arch": ("simple_baseline", "cfa"),
+    "model.stage_type": ("resnet", "hourglass"),
+    "model.stage_input": ("image", "features"),
     "data.dataset": ("coco", "mpii", "lip"),
     "data.color_order": ("rgb", "bgr"),
     "data.half_body_rule": ("heatpose", "hrnet", "mmpose"),
@@ -141,6 +165,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             except HeatposeError:
                 continue
         raise HeatposeError(f"config key {key!r}: {value!r} is not a {tp}")
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, f"{key}.")
     if origin is list:
         if not isinstance(value, (list, tuple)):
             raise HeatposeError(f"config key {key!r}: expected a list, got {value!r}")
@@ -300,6 +326,34 @@ def validate(cfg: ExperimentConfig) -> None:
     if cfg.train.epochs < 1 or cfg.train.batch_size < 1:
         raise HeatposeError("config keys 'train.epochs' and 'train.batch_size' must be >= 1")
     _check_ranges(cfg)
+    _validate_multi_stage(cfg)
+
+
+def _validate_multi_stage(cfg: ExperimentConfig) -> None:
+    """CFA loss weights and the multi-dataset list."""
+    m = cfg.model
+    if m.arch == "cfa" and m.stage_type == "hourglass" and m.hourglass_depth >= 1:
+        unit = 4 * 2**m.hourglass_depth
+        if any(side % unit for side in cfg.data.input_size):
+            raise HeatposeError(
+                f"config key 'data.input_size': {cfg.data.input_size} must be multiples of {unit} "
+                f"for hourglass stages of depth {m.hourglass_depth} (4 * 2**depth)"
+            )
+    weights = cfg.train.stage_weights
+    outputs = cfg.model.num_stages if cfg.model.arch == "cfa" else 1
+    if weights and (len(weights) != outputs or min(weights) < 0 or sum(weights) <= 0):
+        raise HeatposeError(
+            f"config key 'train.stage_weights': {weights} must be {outputs} value(s) >= 0 "
+            "(one per stage), not all 0"
+        )
+    for i, ts in enumerate(cfg.data.train_sets):
+        where = f"config key 'data.train_sets[{i}]"
+        if ts.dataset not in ("coco", "mpii", "aic"):
+            raise HeatposeError(f"{where}.dataset': {ts.dataset!r} is not one of coco, mpii, aic")
+        if not ts.ratio > 0:
+            raise HeatposeError(f"{where}.ratio': {ts.ratio} must be > 0")
+        if not ts.ann or not ts.images:
+            raise HeatposeError(f"{where}': 'ann' and 'images' must both be set")
 
 
 # (key, lowest, highest, lowest allowed?, highest allowed?): None = unbounded on that side.

@@ -93,6 +93,10 @@ def onnx_bytes(
         raise HeatposeError(f"--input-size {w} {h}: width and height must be positive multiples of 32")
     if input_size is not None and list(input_size) != list(cfg.data.input_size):
         cfg = config_from_dict(config_to_dict(cfg), [f"data.input_size=[{w}, {h}]"])
+    if hasattr(model, "fuse"):  # multi-stage (CFA): the one output is the fused prediction
+        from heatpose.models.cfa import FusedOutput
+
+        model = FusedOutput(model)
     folded = fold_batchnorm(model).cpu().float()
     buffer = io.BytesIO()
     with warnings.catch_warnings():
@@ -192,7 +196,9 @@ def parity_check(
     reference.eval()
     a = reference(crops)
     b = other(crops)
-    a = (a[-1] if isinstance(a, (list, tuple)) else a).float()
+    if isinstance(a, (list, tuple)):
+        a = reference.fuse(a) if hasattr(reference, "fuse") else a[-1]
+    a = a.float()
     b = (b[-1] if isinstance(b, (list, tuple)) else b).float()
     ka, _ = codec.decode(a.numpy())
     kb, _ = codec.decode(b.numpy())

@@ -70,13 +70,14 @@ def predict_heatmaps(
     Flip test (official): the mirrored crops go through the network in the same batch, their
     heatmaps are mirrored back with left/right joints swapped, shifted right by
     :func:`flip_shift_px` of ``shift``, then averaged with the plain ones. A multi-stage
-    model's last output is used.
+    model's outputs go through its ``fuse`` (CFA: the mean of the last k stages), or its last
+    output is used.
     """
     n = images.shape[0]
     batch = torch.cat([images, images.flip(-1)]) if flip else images
     heatmaps = model(batch)
     if isinstance(heatmaps, (list, tuple)):
-        heatmaps = heatmaps[-1]
+        heatmaps = model.fuse(heatmaps) if hasattr(model, "fuse") else heatmaps[-1]
     heatmaps = heatmaps.float()
     if not flip:
         return heatmaps
@@ -236,16 +237,20 @@ def estimate_poses(
     std: np.ndarray,
     settings: InferenceSettings,
     device: torch.device,
-) -> tuple[np.ndarray, np.ndarray]:
+    return_heatmaps: bool = False,
+) -> tuple[np.ndarray, ...]:
     """Poses of N people in one image: (N, K, 2) keypoints in image pixels, (N, K) scores.
 
     Crops ``settings.batch_size`` people per network call; same flip test and decoder as
-    :func:`predict_dataset`.
+    :func:`predict_dataset`. ``return_heatmaps`` adds a third array, the (N, K, h, w) float32
+    heatmaps that were decoded (for pictures: ``heatpose/heatmap_vis.py``).
     """
     k = len(flip_index)
     if len(centers) == 0:
-        return np.zeros((0, k, 2)), np.zeros((0, k), np.float32)
-    keypoints, scores = [], []
+        empty = (np.zeros((0, k, 2)), np.zeros((0, k), np.float32))
+        h, w = codec.heatmap_size[1], codec.heatmap_size[0]
+        return (*empty, np.zeros((0, k, h, w), np.float32)) if return_heatmaps else empty
+    keypoints, scores, maps = [], [], []
     for start in range(0, len(centers), settings.batch_size):
         sl = slice(start, start + settings.batch_size)
         crops = crop_batch(image, centers[sl], scales[sl], codec.input_size, mean, std, codec.udp)
@@ -257,4 +262,8 @@ def estimate_poses(
         kp, sc = codec.decode_to_image(heatmaps, centers[sl], scales[sl], settings.decode)
         keypoints.append(kp)
         scores.append(sc)
+        if return_heatmaps:
+            maps.append(heatmaps.float().cpu().numpy())
+    if return_heatmaps:
+        return np.concatenate(keypoints), np.concatenate(scores), np.concatenate(maps)
     return np.concatenate(keypoints), np.concatenate(scores)

@@ -1,9 +1,11 @@
 """Keypoint schemas: joint names, left/right flip pairs, skeleton edges, OKS sigmas.
 
 COCO-17 follows the official ``person_keypoints`` category; MPII-16 follows the MPII
-Human Pose joint ids; LIP-16 uses the MPII order with joint 7 the spine instead of the thorax. Any
-other keypoint set is an instance of the same :class:`KeypointSchema`, read from data by
-:mod:`heatpose.schema_io` (a COCO category plus an optional YAML file).
+Human Pose joint ids; LIP-16 uses the MPII order with joint 7 the spine instead of the thorax;
+AIC-14 follows AI Challenger's annotation order. ``schema_mapping`` gives the joint maps between
+schemas that multi-dataset training uses. Any other keypoint set is an instance of the same
+:class:`KeypointSchema`, read from data by :mod:`heatpose.schema_io` (a COCO category plus an
+optional YAML file).
 """
 
 from __future__ import annotations
@@ -223,6 +225,45 @@ LIP16 = KeypointSchema(
     upper_body=MPII16.upper_body,
 )
 
+# AI Challenger person keypoints (Wu et al. 2017), in the order of its annotation files.
+AIC14 = KeypointSchema(
+    name="aic",
+    joint_names=(
+        "right_shoulder",
+        "right_elbow",
+        "right_wrist",
+        "left_shoulder",
+        "left_elbow",
+        "left_wrist",
+        "right_hip",
+        "right_knee",
+        "right_ankle",
+        "left_hip",
+        "left_knee",
+        "left_ankle",
+        "head_top",
+        "neck",
+    ),
+    flip_pairs=((0, 3), (1, 4), (2, 5), (6, 9), (7, 10), (8, 11)),
+    skeleton=(
+        (2, 1),
+        (1, 0),
+        (0, 13),
+        (13, 3),
+        (3, 4),
+        (4, 5),
+        (8, 7),
+        (7, 6),
+        (6, 9),
+        (9, 10),
+        (10, 11),
+        (12, 13),
+        (0, 6),
+        (3, 9),
+    ),
+    upper_body=(0, 1, 2, 3, 4, 5, 12, 13),
+)
+
 # PoseTrack 2018's 17 joints: COCO's body with head_bottom / head_top in place of the eyes. OKS
 # sigmas as MMPose uses for PoseTrack18 (COCO's; eyes' values for head_bottom / head_top).
 POSETRACK18 = KeypointSchema(
@@ -234,7 +275,7 @@ POSETRACK18 = KeypointSchema(
     upper_body=COCO17.upper_body,
 )
 
-SCHEMAS: dict[str, KeypointSchema] = {s.name: s for s in (COCO17, MPII16, LIP16, POSETRACK18)}
+SCHEMAS: dict[str, KeypointSchema] = {s.name: s for s in (COCO17, MPII16, LIP16, AIC14, POSETRACK18)}
 
 # Joints that mean the same body point in both schemas: COCO index -> MPII index.
 COCO_TO_MPII: dict[int, int] = {
@@ -251,6 +292,52 @@ COCO_TO_MPII: dict[int, int] = {
     15: 5,
     16: 0,
 }
+
+
+# AI Challenger index -> MPII index. AIC's "neck" is left out: it lies between MPII's thorax
+# and upper_neck (in the AIC samples about a quarter of the way from the shoulder line to the
+# head top), so mapping it to either would teach a biased location; it gets weight 0.
+AIC_TO_MPII: dict[int, int] = {
+    0: 12,
+    1: 11,
+    2: 10,
+    3: 13,
+    4: 14,
+    5: 15,
+    6: 2,
+    7: 1,
+    8: 0,
+    9: 3,
+    10: 4,
+    11: 5,
+    12: 9,
+}
+
+# (source schema, target schema) -> joint map, for multi-dataset training (data.train_sets).
+# LIP keeps MPII's order but has the spine where MPII has the thorax (joint 7): every other
+# joint maps onto itself, and the COCO/AIC maps (which never reach joint 7) serve LIP too.
+_MPII_LIP_SHARED: dict[int, int] = {i: i for i in range(MPII16.num_joints) if i != 7}
+SCHEMA_MAPPINGS: dict[tuple[str, str], dict[int, int]] = {
+    ("coco", "mpii"): COCO_TO_MPII,
+    ("coco", "lip"): COCO_TO_MPII,
+    ("aic", "mpii"): AIC_TO_MPII,
+    ("aic", "lip"): AIC_TO_MPII,
+    ("mpii", "lip"): _MPII_LIP_SHARED,
+    ("lip", "mpii"): _MPII_LIP_SHARED,
+}
+
+
+def schema_mapping(source: str, target: str) -> dict[int, int]:
+    """Joint map from schema ``source`` onto schema ``target`` (identity when they are equal)."""
+    if source == target:
+        return {i: i for i in range(get_schema(source).num_joints)}
+    try:
+        return SCHEMA_MAPPINGS[(source, target)]
+    except KeyError:
+        known = ", ".join(f"{a}->{b}" for a, b in SCHEMA_MAPPINGS)
+        raise HeatposeError(
+            f"no keypoint mapping from schema {source!r} to {target!r}; known: {known}"
+        ) from None
 
 
 def get_schema(name: str) -> KeypointSchema:

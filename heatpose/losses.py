@@ -18,13 +18,15 @@ class JointsMSELoss(nn.Module):
     unlabelled joints (ignored when ``use_target_weight=False``).
 
     Multi-stage models (CFA) pass ``pred`` as a list of (N, K, H_s, W_s) tensors; the
-    per-stage losses are summed. ``target`` is then one tensor shared by all stages or a
-    list with one tensor per stage.
+    per-stage losses are summed, each times its ``stage_weights`` entry (all 1 when None:
+    intermediate supervision with equal weights). ``target`` is then one tensor shared by
+    all stages or a list with one tensor per stage.
     """
 
-    def __init__(self, use_target_weight: bool = True):
+    def __init__(self, use_target_weight: bool = True, stage_weights: Sequence[float] | None = None):
         super().__init__()
         self.use_target_weight = use_target_weight
+        self.stage_weights = list(stage_weights) if stage_weights else None
 
     def forward(
         self,
@@ -42,6 +44,11 @@ class JointsMSELoss(nn.Module):
         if len(targets) != len(pred):
             raise ValueError(f"{len(pred)} predicted stages but {len(targets)} targets")
         losses = [self._single(p, t, target_weight) for p, t in zip(pred, targets, strict=True)]
+        if self.stage_weights is not None:
+            if len(self.stage_weights) != len(losses):
+                n_weights = len(self.stage_weights)
+                raise ValueError(f"{len(losses)} predicted stages but {n_weights} stage weights")
+            losses = [w * loss for w, loss in zip(self.stage_weights, losses, strict=True)]
         return sum(losses[1:], losses[0])
 
     def _single(self, pred: Tensor, target: Tensor, target_weight: Tensor | None) -> Tensor:

@@ -70,8 +70,22 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return out
 
 
+def frame_time(capture: cv2.VideoCapture, index: int, fps: float, previous: float | None) -> float:
+    """Seconds of the frame ``capture`` just read: the container's timestamp
+    (``CAP_PROP_POS_MSEC``), or ``index / fps`` when the container has none (a missing,
+    negative or non-increasing timestamp after the first frame)."""
+    msec = float(capture.get(cv2.CAP_PROP_POS_MSEC))
+    seconds = msec / 1000.0
+    if not np.isfinite(seconds) or seconds < 0 or (previous is not None and seconds <= previous):
+        return index / fps if fps > 0 else float(index)
+    return seconds
+
+
 class VideoReader:
-    """Frames of a video file as HxWx3 uint8 BGR arrays, with its fps and frame count."""
+    """Frames of a video file as HxWx3 uint8 BGR arrays, with its fps and frame count.
+
+    ``times`` grows by one entry per frame read: its time in seconds (:func:`frame_time`).
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -82,6 +96,7 @@ class VideoReader:
             raise HeatposeError(f"cannot open video (corrupt or unsupported codec): {self.path}")
         self.fps = float(self._cap.get(cv2.CAP_PROP_FPS)) or 25.0
         self.frame_count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.times: list[float] = []
 
     def __iter__(self) -> Iterator[np.ndarray]:
         try:
@@ -89,6 +104,8 @@ class VideoReader:
                 ok, frame = self._cap.read()
                 if not ok:
                     return
+                previous = self.times[-1] if self.times else None
+                self.times.append(frame_time(self._cap, len(self.times), self.fps, previous))
                 yield frame
         finally:
             self._cap.release()

@@ -10,23 +10,63 @@ The json is a list in COCO keypoint-results format (``image_id``, ``category_id`
 index as ``image_id``. ``image_id`` is the integer file name for COCO-named images
 (``000000000785.jpg`` -> 785), else the file name, so ``heatpose score`` reads the file as is.
 One entry per person box: no OKS-NMS is applied here (``heatpose eval`` applies it).
+
+For one video or a live source (``--camera N``, ``--source URL``, ``heatpose/live.py``),
+``--csv`` / ``--jsonl`` write per-frame tables (``heatpose/video_tables.py``); ``--kpt-thr``
+blanks low joints there and hides them in the pictures. ``--draw-heatmaps`` blends each person's
+heatmaps (all joints' maximum, or ``--heatmap-joint``) under the skeleton. Ctrl-C ends a video
+or a live run cleanly: the finished frames' json, csv, jsonl and video are kept.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 from tqdm import tqdm
 
 from heatpose.errors import HeatposeError
 from heatpose.io import atomic_write_bytes, atomic_write_json
 from heatpose.media import AtomicVideoWriter, VideoReader, expand_inputs, is_video, read_photo
 from heatpose.predictor import PersonPose, PoseEstimator
+from heatpose.video_outputs import frame_from_poses
+from heatpose.video_tables import FrameTableWriter
 from heatpose.visualize import draw_poses
+
+
+@dataclass
+class DrawOptions:
+    """How pictures are drawn: faded below ``score_thr``, hidden below ``kpt_thr``, heatmaps."""
+
+    score_thr: float = 0.3
+    kpt_thr: float = 0.0
+    heatmaps: bool = False
+    heatmap_joint: int | None = None
+
+
+def draw_picture(
+    estimator: PoseEstimator, image: np.ndarray, poses: list[PersonPose], maps: Any, opts: DrawOptions
+) -> np.ndarray:
+    """The picture of one image or frame: heatmaps (when asked) under the skeletons."""
+    if opts.heatmaps and maps is not None and len(maps.heatmaps):
+        from heatpose.heatmap_vis import overlay_heatmaps
+
+        image = overlay_heatmaps(
+            image, maps.heatmaps, maps.centers, maps.scales, opts.heatmap_joint, udp=maps.udp
+        )
+    return draw_poses(image, poses, estimator.schema, opts.score_thr, hide_thr=opts.kpt_thr)
+
+
+def _poses(estimator: PoseEstimator, image: np.ndarray, path: Path | None, opts: DrawOptions) -> tuple:
+    boxes = estimator.person_boxes(image, path)
+    if opts.heatmaps:
+        return estimator.predict_bgr(image, boxes, with_heatmaps=True)
+    return estimator.predict_bgr(image, boxes), None
 
 
 @dataclass
@@ -36,6 +76,8 @@ class PredictReport:
     images: int = 0
     frames: int = 0
     people: int = 0
+    dropped: int = 0  # live input: frames the model was too slow for (or over --max-fps)
+    interrupted: bool = False  # Ctrl-C (or the --show window closed) ended the run
     results: list[dict[str, Any]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
@@ -65,16 +107,16 @@ def _vis_path(vis_dir: Path, path: Path, video: bool) -> Path:
 
 
 def _predict_image(
-    estimator: PoseEstimator, path: Path, vis_dir: Path | None, score_thr: float, report: PredictReport
+    estimator: PoseEstimator, path: Path, vis_dir: Path | None, opts: DrawOptions, report: PredictReport
 ) -> None:
     image = read_photo(path)
-    poses = estimator.predict_bgr(image, estimator.person_boxes(image, path))
+    poses, maps = _poses(estimator, image, path, opts)
     report.results += _entries(poses, image_id_for(path), path.name, None)
     report.images += 1
     report.people += len(poses)
     if vis_dir is not None:
         out = _vis_path(vis_dir, path, video=False)
-        ok, data = cv2.imencode(out.suffix, draw_poses(image, poses, estimator.schema, score_thr))
+        ok, data = cv2.imencode(out.suffix, draw_picture(estimator, image, poses, maps, opts))
         if not ok:
             raise HeatposeError(f"cannot encode {out}")
         report.written.append(atomic_write_bytes(out, data.tobytes()))
@@ -84,36 +126,71 @@ def _predict_video(
     estimator: PoseEstimator,
     path: Path,
     vis_dir: Path | None,
-    score_thr: float,
+    opts: DrawOptions,
     report: PredictReport,
     progress: bool,
+    tables: FrameTableWriter | None = None,
 ) -> None:
     reader = VideoReader(path)
+    timed = ((frame, reader.times[-1]) for frame in reader)
+    vis = _vis_path(vis_dir, path, video=True) if vis_dir is not None else None
+    predict_frames(
+        estimator, timed, path.name, reader.fps, vis, opts, report, progress, tables, reader.frame_count, path
+    )
+
+
+def predict_frames(
+    estimator: PoseEstimator,
+    frames: Iterable[tuple[np.ndarray, float]],
+    name: str,
+    fps: float,
+    vis_path: Path | None,
+    opts: DrawOptions,
+    report: PredictReport,
+    progress: bool = True,
+    tables: FrameTableWriter | None = None,
+    total: int | None = None,
+    path: Path | None = None,
+    window: Any = None,
+) -> None:
+    """Poses of a stream of ``(frame BGR, seconds)``: json entries (``image_id`` = frame index),
+    table rows, the drawn video and the ``--show`` window. Ctrl-C stops it and keeps what is done;
+    any other error discards the video."""
     writer = None
-    frame_index = -1
+    done = 0
     entries: list[dict] = []
+    k = estimator.schema.num_joints
     try:
-        bar = tqdm(
-            reader, total=reader.frame_count or None, desc=path.name, unit="frame", disable=not progress
-        )
-        for frame_index, frame in enumerate(bar):
-            poses = estimator.predict_bgr(frame, estimator.person_boxes(frame, path))
-            entries += _entries(poses, frame_index, path.name, frame_index)
+        bar = tqdm(frames, total=total or None, desc=name, unit="frame", disable=not progress)
+        for frame_index, (frame, seconds) in enumerate(bar):
+            poses, maps = _poses(estimator, frame, path, opts)
+            entries += _entries(poses, frame_index, name, frame_index)
             report.people += len(poses)
-            if vis_dir is not None:
-                if writer is None:
-                    size = (frame.shape[1], frame.shape[0])
-                    writer = AtomicVideoWriter(_vis_path(vis_dir, path, video=True), reader.fps, size)
-                writer.write(draw_poses(frame, poses, estimator.schema, score_thr))
+            if tables is not None:
+                tables.write(frame_from_poses(poses, frame_index, seconds, k))
+            if vis_path is not None or window is not None:
+                picture = draw_picture(estimator, frame, poses, maps, opts)
+                if vis_path is not None:
+                    if writer is None:
+                        writer = AtomicVideoWriter(vis_path, fps, (frame.shape[1], frame.shape[0]))
+                    writer.write(picture)
+                if window is not None and not window.show(picture):
+                    report.interrupted = True
+                    done += 1
+                    break
+            done += 1
+    except KeyboardInterrupt:
+        report.interrupted = True
+        entries = [e for e in entries if e["frame"] < done]  # the frame cut short is not kept
     except BaseException:
         if writer is not None:
             writer.discard()
         raise
-    if frame_index < 0:
-        raise HeatposeError(f"no frames could be decoded from video {path}")
+    if done == 0 and not report.interrupted:
+        raise HeatposeError(f"no frames could be decoded from {name}")
     if writer is not None:
         report.written.append(writer.close())
-    report.frames += frame_index + 1
+    report.frames += done
     report.results += entries
 
 
@@ -124,25 +201,75 @@ def run_predict(
     vis_dir: str | Path | None = None,
     score_thr: float = 0.3,
     progress: bool = True,
+    csv_path: str | Path | None = None,
+    jsonl_path: str | Path | None = None,
+    opts: DrawOptions | None = None,
 ) -> PredictReport:
-    """Predict every input; write the results json (``out``) and pictures/videos (``vis_dir``)."""
+    """Predict every input; write the results json (``out``) and pictures/videos (``vis_dir``).
+
+    ``csv_path`` / ``jsonl_path`` need exactly one input, a video (the tables have no file column).
+    """
+    opts = opts or DrawOptions(score_thr=score_thr)
     paths = expand_inputs(inputs)
     if not paths:
         raise HeatposeError(f"no images or videos found in {', '.join(inputs)}")
+    if (csv_path or jsonl_path) and (len(paths) != 1 or not is_video(paths[0])):
+        raise HeatposeError("--csv/--jsonl need exactly one video input (or --camera/--source)")
     vis = Path(vis_dir) if vis_dir is not None else None
     report = PredictReport()
     images = [p for p in paths if not is_video(p)]
     bar = tqdm(images, desc="images", unit="image", disable=not progress or len(images) < 2)
     for path in bar:
         try:
-            _predict_image(estimator, path, vis, score_thr, report)
+            _predict_image(estimator, path, vis, opts, report)
         except (HeatposeError, cv2.error) as err:
             _skip(report, path, err)
     for path in (p for p in paths if is_video(p)):
         try:
-            _predict_video(estimator, path, vis, score_thr, report, progress)
+            with _tables(estimator, csv_path, jsonl_path, opts) as tables:
+                _predict_video(estimator, path, vis, opts, report, progress, tables)
         except (HeatposeError, cv2.error) as err:
             _skip(report, path, err)
+        if report.interrupted:
+            break
+    if out is not None:
+        atomic_write_json(out, report.results)
+    return report
+
+
+def _tables(estimator: PoseEstimator, csv_path: Any, jsonl_path: Any, opts: DrawOptions) -> FrameTableWriter:
+    return FrameTableWriter(estimator.schema.joint_names, csv_path, jsonl_path, kpt_thr=opts.kpt_thr)
+
+
+def run_live(
+    frames: Any,
+    name: str,
+    estimator: PoseEstimator,
+    out: str | Path | None = None,
+    vis_dir: str | Path | None = None,
+    progress: bool = True,
+    csv_path: str | Path | None = None,
+    jsonl_path: str | Path | None = None,
+    opts: DrawOptions | None = None,
+    show: bool = False,
+) -> PredictReport:
+    """Predict a live source (:class:`heatpose.live.LiveFrames`) until it ends, Ctrl-C or the
+    ``--show`` window is closed; every output is closed cleanly either way."""
+    from heatpose.live import Window
+
+    opts = opts or DrawOptions()
+    report = PredictReport()
+    window = Window(f"heatpose {name}") if show else None
+    vis = Path(vis_dir) / f"{name}.mp4" if vis_dir is not None else None
+    try:
+        with _tables(estimator, csv_path, jsonl_path, opts) as tables:
+            predict_frames(
+                estimator, frames, name, frames.fps, vis, opts, report, progress, tables, window=window
+            )
+    finally:
+        if window is not None:
+            window.close()
+    report.dropped = frames.dropped
     if out is not None:
         atomic_write_json(out, report.results)
     return report
@@ -164,6 +291,10 @@ def summary(report: PredictReport, estimator: PoseEstimator, out: str | None) ->
         f"boxes: {boxes}",
         f"{report.images} images, {report.frames} video frames, {report.people} people",
     ]
+    if report.dropped:
+        lines.append(f"dropped: {report.dropped} frames (the model was slower than the source, or --max-fps)")
+    if report.interrupted:
+        lines.append("interrupted: the outputs hold every finished frame")
     if out:
         lines.append(f"predictions: {out}")
     if report.written:
@@ -194,8 +325,31 @@ def predict_command(
     flip: bool | None = None,
     score_thr: float = 0.3,
     progress: bool = True,
+    csv_path: str | None = None,
+    jsonl_path: str | None = None,
+    kpt_thr: float | None = None,
+    draw_heatmaps: bool = False,
+    heatmap_joint: str | None = None,
+    camera: str | None = None,
+    max_fps: float | None = None,
+    show: bool = False,
 ) -> int:
-    """``heatpose predict``: 0 when every input was read, 1 when some were skipped."""
+    """``heatpose predict``: 0 when every input was read, 1 when some were skipped.
+
+    ``camera`` (an index, device path or capture URL) replaces ``inputs`` with a live source.
+    """
+    if kpt_thr is not None and not 0.0 <= kpt_thr <= 1.0:
+        raise HeatposeError(f"--kpt-thr must be in [0, 1], got {kpt_thr}")
+    if heatmap_joint is not None and not draw_heatmaps:
+        raise HeatposeError("--heatmap-joint needs --draw-heatmaps")
+    if (inputs and camera is not None) or (not inputs and camera is None):
+        raise HeatposeError("give inputs (images, folders, videos) or --camera/--source, not both")
+    if camera is None and (show or max_fps is not None):
+        raise HeatposeError("--show and --max-fps work with a live source (--camera N or --source URL)")
+    if show:
+        from heatpose.live import check_display
+
+        check_display()
     from heatpose.detection import HOG, WHOLE_IMAGE, DetectionFile
 
     if boxes is not None:
@@ -218,6 +372,16 @@ def predict_command(
         flip=flip,
         overrides=tuple(overrides),
     )
-    report = run_predict(inputs, estimator, out=out, vis_dir=vis_dir, score_thr=score_thr, progress=progress)
+    opts = DrawOptions(score_thr, kpt_thr or 0.0, draw_heatmaps, estimator.joint_index(heatmap_joint))
+    tables = {"csv_path": csv_path, "jsonl_path": jsonl_path}
+    if camera is not None:
+        from heatpose.live import LiveFrames, open_capture
+
+        # a file given to --source is not live: read every frame in order (--max-fps still applies)
+        frames = LiveFrames(open_capture(camera), max_fps=max_fps, drop=not Path(str(camera)).is_file())
+        name = f"camera{camera}" if str(camera).isdigit() else "stream"
+        report = run_live(frames, name, estimator, out, vis_dir, progress, opts=opts, show=show, **tables)
+    else:
+        report = run_predict(inputs, estimator, out, vis_dir, score_thr, progress, opts=opts, **tables)
     print(summary(report, estimator, out))
     return 1 if report.failed else 0

@@ -84,6 +84,17 @@ class PersonPose:
         }
 
 
+@dataclass
+class PersonHeatmaps:
+    """The heatmaps behind a list of poses: ``heatmaps`` (N, K, h, w) float32 and each crop's
+    ``centers``/``scales`` (N, 2) (official box units), what ``heatmap_vis.overlay_heatmaps`` needs."""
+
+    heatmaps: np.ndarray
+    centers: np.ndarray
+    scales: np.ndarray
+    udp: bool = False
+
+
 # --------------------------------------------------------------------------- configs
 
 
@@ -305,16 +316,21 @@ class PoseEstimator:
             raise HeatposeError(f"boxes={boxes!r}: use 'whole-image', 'hog' or an (N, 4) array")
         return as_person_boxes(boxes, box_scores)
 
-    def predict_bgr(self, image_bgr: np.ndarray, boxes: PersonBoxes) -> list[PersonPose]:
-        """Poses for given boxes in an upright BGR image (the path ``predict`` and the CLI share)."""
+    def predict_bgr(
+        self, image_bgr: np.ndarray, boxes: PersonBoxes, with_heatmaps: bool = False
+    ) -> list[PersonPose] | tuple[list[PersonPose], PersonHeatmaps]:
+        """Poses for given boxes in an upright BGR image (the path ``predict`` and the CLI share).
+
+        ``with_heatmaps`` also returns the :class:`PersonHeatmaps` the poses were decoded from.
+        """
+        k = self.schema.num_joints
+        hw = (self.codec.heatmap_size[1], self.codec.heatmap_size[0])
         if len(boxes) == 0:
-            return []
+            none = PersonHeatmaps(np.zeros((0, k, *hw), np.float32), np.zeros((0, 2)), np.zeros((0, 2)))
+            return ([], none) if with_heatmaps else []
         image = to_color_order(image_bgr, "bgr", self.color_order)
-        w, h = self.codec.input_size
-        cs = [box_to_center_scale(b, w / h, self.cfg.data.box_enlarge) for b in boxes.boxes]
-        centers = np.stack([c for c, _ in cs])
-        scales = np.stack([s for _, s in cs])
-        keypoints, scores = estimate_poses(
+        centers, scales = self._centers_scales(boxes.boxes)
+        keypoints, scores, *maps = estimate_poses(
             self.model,
             image,
             centers,
@@ -325,9 +341,10 @@ class PoseEstimator:
             self.std,
             self.settings,
             self.device,
+            return_heatmaps=with_heatmaps,
         )
         pose_scores = rescore(scores, boxes.scores, self.cfg.test.rescore_thr)
-        return [
+        poses = [
             PersonPose(
                 keypoints=np.concatenate([keypoints[i], scores[i][:, None]], axis=1),
                 box=boxes.boxes[i].copy(),
@@ -337,3 +354,38 @@ class PoseEstimator:
             )
             for i in range(len(boxes))
         ]
+        if with_heatmaps:
+            return poses, PersonHeatmaps(maps[0], centers, scales, self.codec.udp)
+        return poses
+
+    def _centers_scales(self, boxes_xywh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        w, h = self.codec.input_size
+        cs = [box_to_center_scale(b, w / h, self.cfg.data.box_enlarge) for b in boxes_xywh]
+        return np.stack([c for c, _ in cs]), np.stack([s for _, s in cs])
+
+    def heatmap_picture(self, image_bgr: np.ndarray, box: Any, joint: int | str | None = None) -> np.ndarray:
+        """One person's crop beside the same crop with its heatmaps blended in, (H, 2 W, 3) BGR.
+
+        ``box`` is x, y, w, h in ``image_bgr`` pixels; ``joint`` a joint index or name (None:
+        the maximum over joints). For looking at why a joint went wrong, from Python.
+        """
+        from heatpose.data.transforms import get_affine_transform, warp_crop
+        from heatpose.heatmap_vis import crop_heatmap_picture
+
+        people = as_person_boxes(np.asarray(box, np.float64).reshape(1, 4), None)
+        _, maps = self.predict_bgr(image_bgr, people, with_heatmaps=True)
+        size = self.codec.input_size
+        matrix = get_affine_transform(maps.centers[0], maps.scales[0], 0.0, size, udp=self.codec.udp)
+        crop = warp_crop(image_bgr, matrix, size)
+        return crop_heatmap_picture(crop, maps.heatmaps[0], self.joint_index(joint))
+
+    def joint_index(self, joint: int | str | None) -> int | None:
+        """A joint given by index or schema name -> its index (None stays None)."""
+        if joint is None or isinstance(joint, int):
+            return joint
+        names = list(self.schema.joint_names)
+        if joint not in names:
+            raise HeatposeError(
+                f"unknown joint {joint!r}; the schema {self.schema.name!r} has {', '.join(names)}"
+            )
+        return names.index(joint)

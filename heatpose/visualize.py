@@ -33,8 +33,12 @@ def draw_poses(
     schema: KeypointSchema,
     score_thr: float = 0.3,
     draw_boxes: bool = True,
+    hide_thr: float = 0.0,
 ) -> np.ndarray:
     """A copy of ``image_bgr`` with each pose's skeleton, joints and box drawn on it.
+
+    Joints scoring under ``hide_thr`` (``--kpt-thr``) and their limbs are not drawn at all;
+    those under ``score_thr`` are drawn faded.
 
     ``poses`` are :class:`~heatpose.predictor.PersonPose`-like objects: ``keypoints`` (K, 3)
     x, y, score in image pixels; ``box`` (4,) x, y, w, h; ``score`` and ``box_score``.
@@ -52,11 +56,15 @@ def draw_poses(
             )
         for a, b in schema.skeleton:
             score = min(kpts[a, 2], kpts[b, 2])
+            if score < hide_thr:
+                continue
             target = canvas if score >= score_thr else faded
             pa, pb = _point(kpts[a]), _point(kpts[b])
             cv2.line(target, pa, pb, OUTLINE, 2 * unit + 2, cv2.LINE_AA)  # dark rim: visible on any scene
             cv2.line(target, pa, pb, score_color(score), 2 * unit, cv2.LINE_AA)
         for j in range(len(kpts)):
+            if kpts[j, 2] < hide_thr:
+                continue
             target = canvas if kpts[j, 2] >= score_thr else faded
             cv2.circle(target, _point(kpts[j]), 2 * unit + 2, OUTLINE, -1, cv2.LINE_AA)
             cv2.circle(target, _point(kpts[j]), 2 * unit + 1, score_color(kpts[j, 2]), -1, cv2.LINE_AA)

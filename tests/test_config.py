@@ -42,6 +42,8 @@ def test_config_name_matches_contents(path):
     assert cfg.train.lr == float(lr)
     if path.parent.name == "custom":  # a schema read from the data: a schema file or 'auto'
         assert cfg.data.schema == "auto" or cfg.data.schema.endswith((".yaml", ".json"))
+    elif path.parent.name == "cfa":  # CFA is an MPII/LIP model (16 joints)
+        assert cfg.data.schema == ("lip" if "_lip" in path.name else "mpii")
     else:
         expected = path.parent.name if path.parent.name in ("mpii", "lip") else "coco"
         assert cfg.data.schema == ("mpii" if path.stem.endswith("_mpii") else expected)

@@ -159,6 +159,6 @@ def test_resume_policy_refuses_what_the_weights_depend_on():
     assert all(
         refused_reason(k)
         for k in keys
-        if k.startswith("model.") and k not in ("model.weights", "model.pretrained")
+        if k.startswith("model.") and k not in ("model.weights", "model.pretrained", "model.init_from")
     )
     assert refused_reason("train.batch_size") and refused_reason("train.seed")

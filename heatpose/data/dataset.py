@@ -149,6 +149,22 @@ def _require_path(value: str, key: str) -> str:
     return value
 
 
+def train_augmentation(cfg: ExperimentConfig) -> Augmentation:
+    d = cfg.data
+    return Augmentation(
+        scale_factor=d.scale_factor,
+        rot_factor=d.rot_factor,
+        rot_prob=d.rot_prob,
+        flip=d.flip,
+        half_body_prob=d.half_body_prob,
+        half_body_min_joints=d.half_body_min_joints,
+        half_body_rule=d.half_body_rule,
+        half_body_upper_prob=d.half_body_upper_prob,
+        half_body_min_upper=d.half_body_min_upper,
+        half_body_min_lower=d.half_body_min_lower,
+    )
+
+
 def read_single_person_samples(
     cfg: ExperimentConfig, ann: str, images: str, box_source: str, schema: KeypointSchema
 ) -> list[PersonSample]:
@@ -185,6 +201,10 @@ def build_dataset(
         raise ValueError(f"split must be train or val, not {split!r}")
     schema = schema or schema_for_config(cfg)
     resolve_num_joints(cfg, schema)  # an error when model.num_joints disagrees with the schema
+    if split == "train" and cfg.data.train_sets:  # several datasets mapped onto one schema
+        from heatpose.data.mixed import build_mixed_dataset
+
+        return build_mixed_dataset(cfg, schema)  # type: ignore[return-value]
     ann = _require_path(getattr(cfg.data, f"{split}_ann"), f"data.{split}_ann")
     images = _require_path(getattr(cfg.data, f"{split}_images"), f"data.{split}_images")
     box_source = "gt" if split == "train" else (boxes or cfg.test.boxes)
@@ -215,21 +235,7 @@ def build_dataset(
             print(note_line(line), file=sys.stderr)
     if not samples:
         raise HeatposeError(f"no people to use in {ann} ({split} split, boxes: {box_source})")
-    augmentation = None
-    if split == "train":
-        d = cfg.data
-        augmentation = Augmentation(
-            scale_factor=d.scale_factor,
-            rot_factor=d.rot_factor,
-            rot_prob=d.rot_prob,
-            flip=d.flip,
-            half_body_prob=d.half_body_prob,
-            half_body_min_joints=d.half_body_min_joints,
-            half_body_rule=d.half_body_rule,
-            half_body_upper_prob=d.half_body_upper_prob,
-            half_body_min_upper=d.half_body_min_upper,
-            half_body_min_lower=d.half_body_min_lower,
-        )
+    augmentation = train_augmentation(cfg) if split == "train" else None
     return PoseDataset(
         samples,
         build_codec(cfg),

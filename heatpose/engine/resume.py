@@ -59,7 +59,7 @@ REFUSED: dict[str, str] = {
 }
 # model.* is refused as a whole (the architecture), except the two initialisation files,
 # which a resumed run does not read (its weights come from latest.pth).
-_MODEL_INIT_ONLY = ("model.pretrained", "model.weights")
+_MODEL_INIT_ONLY = ("model.pretrained", "model.weights", "model.init_from")
 
 
 def refused_reason(key: str) -> str | None:

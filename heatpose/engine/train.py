@@ -61,6 +61,9 @@ from heatpose.evaluation.coco import is_defined, undefined_metrics
 from heatpose.io import atomic_write_text, check_free_space, remove_orphan_temp_files
 from heatpose.losses import JointsMSELoss
 from heatpose.models import build_model, load_model_weights
+from heatpose.models.cfa import CFA, StageView
+from heatpose.models.flops import config_cost
+from heatpose.models.growth import grow_from_checkpoint
 from heatpose.models.transfer import init_from_checkpoint
 from heatpose.schema_io import resolve_num_joints, schema_info_for_config
 
@@ -167,6 +170,11 @@ def validate(
         channels_last=cfg.train.channels_last,
     )
     stats = score_predictions(preds, cfg, dataset.schema, dataset.coco_gt) if is_main_process() else {}
+    if cfg.train.val_per_stage and isinstance(model, CFA) and model.num_stages > 1:
+        # each stage alone, one more inference pass each, so users see the refinement stage by stage
+        for s in range(model.num_stages):
+            stage_stats = validate(StageView(model, s), dataset, cfg, device, amp_dtype)
+            stats.update({f"stage{s + 1}_{k}": v for k, v in stage_stats.items()})
     return broadcast_object(stats)
 
 
@@ -240,10 +248,14 @@ def _train(
     model = build_model(dataclasses.replace(cfg.model, weights=""))
     if cfg.model.weights:
         init_from_checkpoint(model, cfg.model.weights, schema_info.schema)
+    if cfg.model.init_from and ckpt is None:  # stage-wise growth of a CFA cascade (models/growth.py)
+        report = grow_from_checkpoint(model, cfg.model.init_from)
+        if main:
+            print(f"init from {cfg.model.init_from}:", *report.lines(), sep="\n  ", file=sys.stderr)
     model = model.to(device)
     if tcfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    criterion = JointsMSELoss(use_target_weight=True)
+    criterion = JointsMSELoss(use_target_weight=True, stage_weights=tcfg.stage_weights or None)
     optimizer = build_optimizer(tcfg, model)
     scheduler = build_scheduler(tcfg, optimizer, len(loader))
     optim_step = OptimStep(optimizer, device, amp=tcfg.amp, grad_clip=tcfg.grad_clip)
@@ -299,6 +311,8 @@ def _train(
             f"{', channels_last' if tcfg.channels_last else ''} on {device}; work dir {work_dir}",
             file=sys.stderr,
         )
+        cost = config_cost(cfg.model, (cfg.data.input_size[0], cfg.data.input_size[1]))
+        print(f"model: {cfg.model.arch}, {cost.describe()}", file=sys.stderr)
         if start_epoch:
             print(f"resumed from {latest_path} after epoch {start_epoch} (step {step})", file=sys.stderr)
 

@@ -5,6 +5,12 @@ from a detection file or the HOG detector, runs the tracker with the checkpoint'
 and writes a PoseTrack18 results json (``tracking/output.py``), optionally a video with each track
 drawn in its own colour. Prints a per-stage time breakdown at the end.
 
+Per-frame tables (``--csv``, ``--jsonl``, ``heatpose/video_tables.py``) carry the track ids and each
+frame's time in seconds (the container's timestamps; frame / fps for a folder, at 10 fps unless a
+video); ``--smooth one-euro|savgol`` smooths the reported keypoints per track
+(``heatpose/video_outputs.py``). With ``savgol`` (offline) the json, the csv and the drawn video
+are smoothed once the clip is done; the ``--jsonl`` stream keeps the raw per-frame poses.
+
 Frame naming, so results score against PoseTrack ground truth: frame ``t`` of a video ``NAME`` is
 ``NAME/<image file>`` (a folder) or ``NAME/<t:06d>.jpg`` (a video file). When ``NAME`` starts with
 digits (PoseTrack's ``003418_mpii_test``, the synthetic ``000001_synthetic``), frame ids are
@@ -18,7 +24,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -29,9 +35,12 @@ from heatpose.data.posetrack import read_detections
 from heatpose.errors import HeatposeError
 from heatpose.io import atomic_write_json
 from heatpose.keypoints import KeypointSchema
+from heatpose.media import frame_time
 from heatpose.tracking.draw import draw_tracks
 from heatpose.tracking.output import FrameInfo, tracks_to_posetrack
 from heatpose.tracking.tracker import STAGES, PoseEstimate, PoseTracker, TrackerConfig
+from heatpose.video_outputs import TrackSmoother, frame_from_tracks
+from heatpose.video_tables import FrameTableWriter
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 Detector = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -43,6 +52,7 @@ class FrameSource:
     infos: list[FrameInfo]
     fps: float
     frames: Callable[[], Iterator[np.ndarray]]
+    times: list[float] = field(default_factory=list)  # seconds of each frame read so far
 
 
 def _frame_id(video_number: int | None, t: int, stem: str) -> int:
@@ -73,7 +83,8 @@ def open_frames(path: str | Path) -> FrameSource:
         ]
 
         def read_folder() -> Iterator[np.ndarray]:
-            for f in files:
+            source.times.clear()
+            for t, f in enumerate(files):
                 frame = cv2.imread(str(f), cv2.IMREAD_COLOR)
                 if frame is None:
                     raise HeatposeError(f"{f}: not a readable image")
@@ -81,9 +92,11 @@ def open_frames(path: str | Path) -> FrameSource:
                     raise HeatposeError(
                         f"{f}: size {frame.shape[1]}x{frame.shape[0]} differs from the first frame's {w}x{h}"
                     )
+                source.times.append(t / source.fps)
                 yield frame
 
-        return FrameSource(name, infos, 10.0, read_folder)
+        source = FrameSource(name, infos, 10.0, read_folder)
+        return source
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise HeatposeError(f"{path}: OpenCV cannot read this video")
@@ -97,16 +110,19 @@ def open_frames(path: str | Path) -> FrameSource:
 
     def read_video() -> Iterator[np.ndarray]:
         cap = cv2.VideoCapture(str(path))
+        source.times.clear()
         try:
-            for _ in range(count):
+            for t in range(count):
                 ok, frame = cap.read()
                 if not ok:
                     break
+                source.times.append(frame_time(cap, t, fps, source.times[-1] if source.times else None))
                 yield frame
         finally:
             cap.release()
 
-    return FrameSource(name, infos, fps, read_video)
+    source = FrameSource(name, infos, fps, read_video)
+    return source
 
 
 class _VideoOut:
@@ -140,8 +156,16 @@ def track_video(
     detector: Detector | None = None,
     vis_path: str | Path | None = None,
     progress: bool = True,
+    csv_path: str | Path | None = None,
+    jsonl_path: str | Path | None = None,
+    kpt_thr: float | None = None,
+    smoother: TrackSmoother | None = None,
 ) -> dict:
-    """Track every frame of ``source``; write the results json (and the drawn video). Returns timings."""
+    """Track every frame of ``source``; write the results json (and the drawn video, the tables).
+
+    ``kpt_thr`` blanks joints below it in the csv and hides them in the drawing (default: the
+    tracker's ``joint_score_thr``). Returns timings.
+    """
     if (detections is None) == (detector is None):
         raise HeatposeError(
             "give exactly one box source: a detection file (--boxes) or a detector (--detector)"
@@ -151,10 +175,23 @@ def track_video(
         ids = f"{source.infos[0].frame_id}..{source.infos[-1].frame_id}"
         raise HeatposeError(f"{detections}: no detection has an image_id of this video's frames ({ids})")
     tracker = PoseTracker(estimate, schema.oks_sigmas(), config)
-    times = dict.fromkeys(("decode", "detect", *STAGES, "draw"), 0.0)
+    times = dict.fromkeys(("decode", "detect", *STAGES, "smooth", "tables", "draw"), 0.0)
     results = []
     first = source.infos[0]
-    video = _VideoOut(Path(vis_path), source.fps, (first.width, first.height)) if vis_path else None
+    smoother = smoother or TrackSmoother()
+    offline = smoother.method == "savgol"
+    draw_thr = config.joint_score_thr if kpt_thr is None else kpt_thr
+    k = schema.num_joints
+    video = None
+    if vis_path and not offline:
+        video = _VideoOut(Path(vis_path), source.fps, (first.width, first.height))
+    tables = FrameTableWriter(
+        schema.joint_names,
+        None if offline else csv_path,
+        jsonl_path,
+        tracking=True,
+        kpt_thr=kpt_thr or 0.0,
+    )
     start = time.perf_counter()
     ok = False
     try:
@@ -172,15 +209,35 @@ def track_video(
             else:
                 boxes, scores = detector(frame)
             times["detect"] += time.perf_counter() - tick
-            results.append(tracker.step(frame, boxes, scores))
+            people = tracker.step(frame, boxes, scores)
+            seconds = source.times[-1] if source.times else len(results) / source.fps
+            tick = time.perf_counter()
+            results.append(smoother.step(people, seconds))
+            tick = _lap(times, "smooth", tick)
+            tables.write(frame_from_tracks(results[-1], len(results) - 1, seconds, k))
+            _lap(times, "tables", tick)
             if video is not None:
                 tick = time.perf_counter()
-                video.write(draw_tracks(frame, results[-1], schema, config.joint_score_thr))
+                video.write(draw_tracks(frame, results[-1], schema, draw_thr))
                 times["draw"] += time.perf_counter() - tick
         ok = True
+    except KeyboardInterrupt:
+        ok = True  # Ctrl-C: keep what is done (json, csv, video of the finished frames)
     finally:
         if video is not None:
             video.close(ok)
+        tables.close(keep_csv=ok)
+    if offline:
+        tick = time.perf_counter()
+        results = smoother.finish(results)
+        tick = _lap(times, "smooth", tick)
+        if csv_path is not None:
+            with FrameTableWriter(schema.joint_names, csv_path, tracking=True, kpt_thr=kpt_thr or 0.0) as w:
+                for t, people in enumerate(results):
+                    w.write(frame_from_tracks(people, t, source.times[t], k))
+        _lap(times, "tables", tick)
+        if vis_path:
+            _draw_offline(source, results, schema, draw_thr, Path(vis_path), times)
     wall = time.perf_counter() - start
     for stage in STAGES:
         times[stage] = tracker.timings[stage]
@@ -195,6 +252,29 @@ def track_video(
         "fps": len(results) / wall if wall > 0 else float("inf"),
         "stages": times,
     }
+
+
+def _lap(times: dict, stage: str, tick: float) -> float:
+    now = time.perf_counter()
+    times[stage] += now - tick
+    return now
+
+
+def _draw_offline(
+    source: FrameSource, results: list, schema: KeypointSchema, thr: float, path: Path, times: dict
+) -> None:
+    """The drawn video of offline-smoothed tracks: a second pass over the frames."""
+    tick = time.perf_counter()
+    first = source.infos[0]
+    video = _VideoOut(path, source.fps, (first.width, first.height))
+    ok = False
+    try:
+        for frame, people in zip(source.frames(), results, strict=False):
+            video.write(draw_tracks(frame, people, schema, thr))
+        ok = True
+    finally:
+        video.close(ok)
+    times["draw"] += time.perf_counter() - tick
 
 
 def format_breakdown(summary: dict) -> str:
@@ -246,7 +326,18 @@ def track_command(args) -> int:
     config = tracker_config(args.tracker)
     source = open_frames(args.input)
     estimate, schema, _ = load_pose_estimator(args.checkpoint, args.config, args.set, flip=args.flip)
-    detector = HogDetector() if args.detector == "hog" else None
+    detector = None
+    if args.detector == "hog":
+        detector = HogDetector()
+    elif args.detector is not None:
+        detector = _onnx_detector(args.detector, config.det_score_thr)
+    smoother = TrackSmoother(
+        args.smooth,
+        args.one_euro if args.smooth == "one-euro" else args.savgol if args.smooth == "savgol" else None,
+        fps=source.fps,
+    )
+    if args.kpt_thr is not None and not 0.0 <= args.kpt_thr <= 1.0:
+        raise HeatposeError(f"--kpt-thr must be in [0, 1], got {args.kpt_thr}")
     summary = track_video(
         source,
         estimate,
@@ -257,7 +348,28 @@ def track_command(args) -> int:
         detector=detector,
         vis_path=args.vis,
         progress=not args.quiet,
+        csv_path=args.csv,
+        jsonl_path=args.jsonl,
+        kpt_thr=args.kpt_thr,
+        smoother=smoother,
     )
-    print(f"wrote {args.out}" + (f" and {args.vis}" if args.vis else ""))
+    written = [p for p in (args.out, args.vis, args.csv, args.jsonl) if p]
+    print(f"wrote {', '.join(written)}" + (f" ({args.smooth} smoothing)" if args.smooth != "none" else ""))
     print(format_breakdown(summary), file=sys.stdout)
     return 0
+
+
+def _onnx_detector(path: str, score_thr: float) -> Detector:
+    """A YOLOX/RTMDet ONNX person detector (``heatpose/onnx_detector.py``) as ``frame -> xyxy, scores``."""
+    if not str(path).lower().endswith(".onnx"):
+        raise HeatposeError(f"--detector must be 'hog' or a .onnx person detector, got {path!r}")
+    from heatpose.onnx_detector import OnnxPersonDetector
+
+    onnx = OnnxPersonDetector(str(path), score_thr=score_thr)
+
+    def detect(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        xywh, scores = onnx(frame)
+        xywh = np.asarray(xywh, np.float64).reshape(-1, 4)
+        return np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1), np.asarray(scores)
+
+    return detect
