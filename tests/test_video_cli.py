@@ -29,16 +29,10 @@ from heatpose.smoothing import jitter, keypoint_error
 from heatpose.tracking.tracker import TrackedPose
 from heatpose.video_outputs import TrackSmoother
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
 ROOT = Path(__file__).resolve().parents[1]
 FPS = 12.5
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
