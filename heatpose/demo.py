@@ -27,7 +27,7 @@ from pathlib import Path
 
 from heatpose.errors import HeatposeError
 from heatpose.io import atomic_write_bytes, atomic_write_json, atomic_write_text, load_json
-from heatpose.steps import CommandStep, run_steps
+from heatpose.steps import CommandStep, run_steps, synth_steps
 
 
 @dataclass(frozen=True)
@@ -90,40 +90,7 @@ def build_steps(out: Path, preset: DemoPreset, checkpoint: str | None) -> list[C
     # --overwrite: a step that runs again (its marker missing after a kill) replaces its partial split
     size = ["--width", str(w), "--height", str(h), "--quiet", "--overwrite"]
     ckpt = checkpoint or str(out / "train" / "best.pth")
-    steps = [
-        CommandStep(
-            "synth_train",
-            "Draw a synthetic training set",
-            [
-                "synth",
-                str(data),
-                "--num-images",
-                str(preset.train_images),
-                "--seed",
-                "0",
-                "--split",
-                "train",
-                *size,
-            ],
-            [data / "annotations" / "person_keypoints_train.json"],
-        ),
-        CommandStep(
-            "synth_val",
-            "Draw a held-out validation set",
-            [
-                "synth",
-                str(data),
-                "--num-images",
-                str(preset.val_images),
-                "--seed",
-                "1",
-                "--split",
-                "val",
-                *size,
-            ],
-            [data / "annotations" / "person_keypoints_val.json"],
-        ),
-    ]
+    steps = synth_steps(data, preset.train_images, preset.val_images, w, h)
     if checkpoint is None:
         steps.append(
             CommandStep(

@@ -384,4 +384,9 @@ def predict_command(
     else:
         report = run_predict(inputs, estimator, out, vis_dir, score_thr, progress, opts=opts, **tables)
     print(summary(report, estimator, out))
+    if report.interrupted and camera is None:
+        # files: Ctrl-C means "stop early", exit 130 as everywhere in heatpose (outputs are kept);
+        # a live source (camera, stream) has no end, so Ctrl-C is its normal way to stop (exit 0)
+        print("heatpose: interrupted", file=sys.stderr)
+        return 130
     return 1 if report.failed else 0

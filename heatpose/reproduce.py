@@ -26,7 +26,7 @@ from typing import Any
 
 from heatpose.errors import HeatposeError
 from heatpose.io import atomic_write, atomic_write_json, atomic_write_text, load_json
-from heatpose.steps import CommandStep, run_steps, step_seconds
+from heatpose.steps import CommandStep, run_steps, step_seconds, synth_steps
 
 
 @dataclass(frozen=True)
@@ -145,32 +145,7 @@ def build_steps(
     out: Path, table: Table, rows: tuple[TableRow, ...], sizes: dict[str, int]
 ) -> list[CommandStep]:
     data = out / "data"
-    # --overwrite: a step that runs again (its marker missing after a kill) replaces its partial split
-    size = ["--width", str(sizes["width"]), "--height", str(sizes["height"]), "--quiet", "--overwrite"]
-    steps = [
-        CommandStep(
-            "synth_train",
-            "synthetic training set",
-            [
-                "synth",
-                str(data),
-                "--num-images",
-                str(sizes["train"]),
-                "--seed",
-                "0",
-                "--split",
-                "train",
-                *size,
-            ],
-            [data / "annotations" / "person_keypoints_train.json"],
-        ),
-        CommandStep(
-            "synth_val",
-            "synthetic validation set",
-            ["synth", str(data), "--num-images", str(sizes["val"]), "--seed", "1", "--split", "val", *size],
-            [data / "annotations" / "person_keypoints_val.json"],
-        ),
-    ]
+    steps = synth_steps(data, sizes["train"], sizes["val"], sizes["width"], sizes["height"])
     for row in rows:
         row_dir = out / "rows" / row.name
         cfg = str(row_dir / "config.yaml")

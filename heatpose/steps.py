@@ -41,6 +41,26 @@ class CommandStep:
         return None
 
 
+def synth_steps(data: Path, train_images: int, val_images: int, width: int, height: int) -> list[CommandStep]:
+    """``heatpose synth`` of a training split (seed 0) and a held-out validation split (seed 1).
+
+    ``--overwrite``: a step that runs again (its marker missing after a kill) replaces its partial split.
+    """
+    size = ["--width", str(width), "--height", str(height), "--quiet", "--overwrite"]
+    return [
+        CommandStep(
+            f"synth_{split}",
+            f"Draw a synthetic {title}",
+            ["synth", str(data), "--num-images", str(n), "--seed", seed, "--split", split, *size],
+            [data / "annotations" / f"person_keypoints_{split}.json"],
+        )
+        for split, n, seed, title in (
+            ("train", train_images, "0", "training set"),
+            ("val", val_images, "1", "held-out validation set"),
+        )
+    ]
+
+
 def step_done(out: Path, step: CommandStep) -> bool:
     return (out / ".steps" / step.name).is_file() and all(p.exists() for p in step.outputs)
 

@@ -15,3 +15,15 @@ def shared_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"real sample data not found at {path} (it ships beside the project, not inside it)")
     return path
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op torch thread for the test: ``pytest -n 2`` on a 2-core machine already runs two
+    workers, and more threads per worker only fight over the cores (slower, not faster)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

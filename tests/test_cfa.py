@@ -18,17 +18,10 @@ from heatpose.models import CFA, build_model, fuse_stages, load_model_weights, m
 from heatpose.models.cfa import StageView
 from heatpose.models.growth import grow_from_checkpoint, grow_state_dict
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
 K = MPII16.num_joints
 SIZE = 64  # input side; heatmaps 16x16
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine more threads only fight each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # (arch, num_stages, stage_type, aggregate, stage_input): every variant of the issue.

@@ -19,15 +19,7 @@ from heatpose.engine.train import train
 from heatpose.models import make_model
 from heatpose.models.cfa import FusedOutput
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]  # one_thread: tests/conftest.py
 
 
 # ---------------------------------------------------------------- ONNX

@@ -25,7 +25,7 @@ from heatpose.engine.train import train
 from heatpose.errors import HeatposeError
 from heatpose.evaluation.coco import stats_to_json
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]  # one_thread: tests/conftest.py
 
 
 def write_tiny_data(root: Path) -> Path:
@@ -55,15 +55,6 @@ def tiny_config(data_root: Path, *overrides: str) -> ExperimentConfig:
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory) -> Path:
     return write_tiny_data(tmp_path_factory.mktemp("synthetic"))
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: pytest -n 2 on a 2-core machine would oversubscribe it otherwise."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class SimulatedKill(Exception):

@@ -10,14 +10,7 @@ from heatpose.config import ModelConfig
 from heatpose.models import make_model
 from heatpose.models.flops import config_cost, count_cost
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine more threads only fight each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def test_hand_count_on_a_tiny_model() -> None:

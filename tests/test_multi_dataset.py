@@ -21,16 +21,10 @@ from heatpose.losses import JointsMSELoss
 from heatpose.models import make_model
 from tests.conftest import shared_path
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
 # MPII joints that COCO does not annotate: pelvis, thorax, upper_neck, head_top
 MPII_NOT_IN_COCO = [6, 7, 8, 9]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # ---------------------------------------------------------------- schema maps

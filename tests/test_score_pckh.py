@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from heatpose.cli import build_parser, main
 from heatpose.config import config_from_dict
@@ -27,6 +26,8 @@ from heatpose.evaluation.pckh_score import (
     predictions_json,
 )
 from tests.conftest import shared_path
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -161,14 +162,6 @@ def test_cli_error_is_one_line_on_stderr(valid_h5, tmp_path):
     score_parser = build_parser()._subparsers._group_actions[0].choices["score"]
     help_text = " ".join(score_parser.format_help().split())
     assert "0-based pixels" in help_text
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.slow

@@ -15,17 +15,10 @@ from heatpose.data.posetrack import read_posetrack
 from heatpose.models import build_model
 from tests.conftest import shared_path
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
 # a random network scores every joint low: count every joint as confident so that poses survive
 EVERY_JOINT = ("--tracker", "joint_score_thr=0.0")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny crops: one thread is faster than two fighting over a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -29,16 +29,10 @@ from heatpose.smoothing import jitter, keypoint_error
 from heatpose.tracking.tracker import TrackedPose
 from heatpose.video_outputs import TrackSmoother
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
 ROOT = Path(__file__).resolve().parents[1]
 FPS = 12.5
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +159,25 @@ def test_ctrl_c_closes_every_output_with_the_finished_frames(tmp_path, checkpoin
     capture = cv2.VideoCapture(str(tmp_path / "vis" / "clip.mp4"))  # the writer was released
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
     capture.release()
+
+
+def test_ctrl_c_on_a_video_file_exits_130_and_keeps_the_outputs(
+    tmp_path, checkpoint, video, monkeypatch, capsys
+):
+    real, calls = PoseEstimator.predict_bgr, []
+
+    def interrupted(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(PoseEstimator, "predict_bgr", interrupted)
+    out = tmp_path / "p.json"
+    argv = ["predict", str(video), "--checkpoint", str(checkpoint), "--whole-image", "--out", str(out)]
+    assert main([*argv, "--quiet"]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("heatpose: interrupted")
+    assert [e["frame"] for e in json.loads(out.read_text())] == [0, 1]
 
 
 def test_a_killed_process_keeps_every_finished_frame(tmp_path, checkpoint):

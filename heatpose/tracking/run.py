@@ -193,7 +193,7 @@ def track_video(
         kpt_thr=kpt_thr or 0.0,
     )
     start = time.perf_counter()
-    ok = False
+    ok = interrupted = False
     try:
         frames = source.frames()
         bar = tqdm(source.infos, desc=f"track {source.name}", unit="frame", disable=not progress)
@@ -222,7 +222,7 @@ def track_video(
                 times["draw"] += time.perf_counter() - tick
         ok = True
     except KeyboardInterrupt:
-        ok = True  # Ctrl-C: keep what is done (json, csv, video of the finished frames)
+        ok = interrupted = True  # Ctrl-C: keep what is done (json, csv, video of the finished frames)
     finally:
         if video is not None:
             video.close(ok)
@@ -251,6 +251,7 @@ def track_video(
         "seconds": wall,
         "fps": len(results) / wall if wall > 0 else float("inf"),
         "stages": times,
+        "interrupted": interrupted,
     }
 
 
@@ -356,6 +357,9 @@ def track_command(args) -> int:
     written = [p for p in (args.out, args.vis, args.csv, args.jsonl) if p]
     print(f"wrote {', '.join(written)}" + (f" ({args.smooth} smoothing)" if args.smooth != "none" else ""))
     print(format_breakdown(summary), file=sys.stdout)
+    if summary["interrupted"]:
+        print("heatpose: interrupted (the outputs hold every finished frame)", file=sys.stderr)
+        return 130
     return 0
 
 
