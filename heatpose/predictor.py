@@ -156,7 +156,16 @@ def load_network(
     The schema saved in a heatpose checkpoint wins (it decides the number of heatmaps), as in
     ``heatpose eval``; otherwise the config's ``data.schema``.
     """
-    obj = read_checkpoint(path)
+    return network_from_checkpoint(read_checkpoint(path), path, config, overrides)
+
+
+def network_from_checkpoint(
+    obj: Any,
+    path: str | Path,
+    config: str | Path | ExperimentConfig | None = None,
+    overrides: tuple[str, ...] = (),
+) -> tuple[torch.nn.Module, ExperimentConfig, KeypointSchema]:
+    """:func:`load_network` for a checkpoint object already read (``path`` names it in messages)."""
     cfg = checkpoint_config(obj, path, config, overrides)
     saved = schema_from_checkpoint(obj)
     schema = saved or schema_for_config(cfg)
@@ -164,7 +173,7 @@ def load_network(
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_joints=saved.num_joints))
     cfg = resolve_num_joints(cfg, schema)
     net = build_model(dataclasses.replace(cfg.model, pretrained="", weights=""))
-    load_model_weights(net, obj)
+    load_model_weights(net, obj, name=path)
     return net.eval(), cfg, schema
 
 

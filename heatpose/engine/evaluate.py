@@ -11,8 +11,6 @@ detector boxes and the official code made that easy to miss.
 
 from __future__ import annotations
 
-import dataclasses
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,6 @@ import numpy as np
 from heatpose.config import ExperimentConfig, config_to_dict
 from heatpose.data.coco_gt import CocoGT, load_coco_gt
 from heatpose.data.dataset import PoseDataset, build_dataset
-from heatpose.engine.checkpoint import meta_mismatches
 from heatpose.engine.distributed import (
     broadcast_object,
     distributed_run,
@@ -48,9 +45,9 @@ from heatpose.inference import (
 )
 from heatpose.io import atomic_write_json
 from heatpose.keypoints import KeypointSchema
-from heatpose.models import build_model, load_model_weights
 from heatpose.models.checkpoint import read_checkpoint
-from heatpose.schema_io import resolve_num_joints, schema_for_config, schema_from_checkpoint
+from heatpose.predictor import network_from_checkpoint
+from heatpose.schema_io import schema_for_config
 
 RESULTS_NAME = "keypoints_results.json"
 META_NAME = "eval_meta.json"
@@ -130,6 +127,20 @@ def boxes_tag(boxes: str) -> str:
     return "gt" if boxes == "gt" else "det_" + Path(boxes).stem
 
 
+def _run_meta(cfg: ExperimentConfig, flip: bool, checkpoint: str | Path, meta: Any, crops: int) -> dict:
+    """What ``eval_meta.json`` records about how the predictions were made (every dataset)."""
+    return {
+        "flip": flip,
+        "shift_heatmap": cfg.test.shift_heatmap,
+        "flip_shift": cfg.test.flip_shift,
+        "decode": cfg.test.decode,
+        "checkpoint": str(checkpoint),
+        "checkpoint_meta": meta,
+        "num_crops": crops,
+        "config": config_to_dict(cfg),
+    }
+
+
 def evaluate(
     cfg: ExperimentConfig,
     checkpoint: str | Path,
@@ -152,21 +163,10 @@ def evaluate(
         if cfg.data.dataset == "coco" and cfg.data.val_ann and Path(cfg.data.val_ann).is_file():
             load_coco_gt(cfg.data.val_ann, cfg.data.category)  # a bad GT fails before the checkpoint is read
         obj = read_checkpoint(checkpoint)
-        # the checkpoint's own schema (flip pairs, sigmas) when it has one, else the config's
-        saved = schema_from_checkpoint(obj)
-        schema = saved or schema_for_config(cfg)
-        if saved is not None:  # the checkpoint decides the number of heatmaps
-            cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_joints=saved.num_joints))
-        cfg = resolve_num_joints(cfg, schema)
-        model = build_model(dataclasses.replace(cfg.model, pretrained="", weights=""))
-        load_model_weights(model, obj, name=checkpoint)
+        # the same loading as predict: the checkpoint's own schema (flip pairs, sigmas, number of
+        # heatmaps) when it has one, else the config's; a warning per metadata entry that differs
+        model, cfg, schema = network_from_checkpoint(obj, checkpoint, cfg)
         meta = obj.get("meta") if isinstance(obj, dict) else None
-        if isinstance(meta, dict) and is_main_process():
-            for problem in meta_mismatches(meta, cfg):
-                print(
-                    f"heatpose: warning: checkpoint metadata differs from the config: {problem}",
-                    file=sys.stderr,
-                )
         dataset = build_dataset(cfg, "val", boxes=boxes, schema=schema)  # images checked before inference
         model.to(info.device)
         preds = predict_dataset(
@@ -193,14 +193,7 @@ def evaluate(
             meta_out = {
                 "box_source": "gt",
                 "boxes": header[1],
-                "flip": flip,
-                "shift_heatmap": cfg.test.shift_heatmap,
-                "flip_shift": cfg.test.flip_shift,
-                "decode": cfg.test.decode,
-                "checkpoint": str(checkpoint),
-                "checkpoint_meta": meta,
-                "num_crops": len(preds),
-                "config": config_to_dict(cfg),
+                **_run_meta(cfg, flip, checkpoint, meta, len(preds)),
             }
             stats = report_pckh_eval(
                 cfg.data.val_ann, preds.keypoints, preds.scores, header, out_dir, meta_out
@@ -228,14 +221,7 @@ def evaluate(
                     "box_source": "gt" if boxes == "gt" else str(boxes),
                     "boxes": describe_boxes(boxes, cfg.test.det_score_thr),
                     "det_score_thr": cfg.test.det_score_thr,
-                    "flip": flip,
-                    "shift_heatmap": cfg.test.shift_heatmap,
-                    "flip_shift": cfg.test.flip_shift,
-                    "decode": cfg.test.decode,
-                    "checkpoint": str(checkpoint),
-                    "checkpoint_meta": meta,
-                    "num_crops": len(preds),
-                    "config": config_to_dict(cfg),
+                    **_run_meta(cfg, flip, checkpoint, meta, len(preds)),
                     "category": dataset.coco_gt.describe_category(),
                     "gt_notes": dataset.coco_gt.notes,
                     "metrics": stats_to_json(stats),
