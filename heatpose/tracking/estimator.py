@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -65,15 +66,17 @@ def load_pose_estimator(
     return pose_estimate_fn(est), est.schema, est.cfg
 
 
-class HogDetector:
-    """:class:`heatpose.detection.HogPersonDetector` as a ``frame -> (boxes xyxy, scores)`` callable."""
+class XyxyDetector:
+    """Any person detector of heatpose (``image -> PersonBoxes`` or ``(boxes x, y, w, h, scores)``)
+    as the tracker's ``frame -> (boxes xyxy, scores)``; OpenCV's HOG detector by default."""
 
-    def __init__(self, detector: Callable[[np.ndarray], PersonBoxes] | None = None) -> None:
+    def __init__(self, detector: Callable[[np.ndarray], Any] | None = None) -> None:
         from heatpose.detection import HogPersonDetector
 
         self._detector = detector or HogPersonDetector()
 
     def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         found = self._detector(frame)
-        b = found.boxes
-        return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1), found.scores
+        boxes, scores = (found.boxes, found.scores) if isinstance(found, PersonBoxes) else found
+        b = np.asarray(boxes, np.float64).reshape(-1, 4)
+        return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1), np.asarray(scores, np.float64)

@@ -322,14 +322,14 @@ def tracker_config(settings: list[str]) -> TrackerConfig:
 
 def track_command(args) -> int:
     """The ``heatpose track`` subcommand (see cli.py for the arguments)."""
-    from heatpose.tracking.estimator import HogDetector, load_pose_estimator
+    from heatpose.tracking.estimator import XyxyDetector, load_pose_estimator
 
     config = tracker_config(args.tracker)
     source = open_frames(args.input)
     estimate, schema, _ = load_pose_estimator(args.checkpoint, args.config, args.set, flip=args.flip)
     detector = None
     if args.detector == "hog":
-        detector = HogDetector()
+        detector = XyxyDetector()
     elif args.detector is not None:
         detector = _onnx_detector(args.detector, config.det_score_thr)
     smoother = TrackSmoother(
@@ -368,12 +368,6 @@ def _onnx_detector(path: str, score_thr: float) -> Detector:
     if not str(path).lower().endswith(".onnx"):
         raise HeatposeError(f"--detector must be 'hog' or a .onnx person detector, got {path!r}")
     from heatpose.onnx_detector import OnnxPersonDetector
+    from heatpose.tracking.estimator import XyxyDetector
 
-    onnx = OnnxPersonDetector(str(path), score_thr=score_thr)
-
-    def detect(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        xywh, scores = onnx(frame)
-        xywh = np.asarray(xywh, np.float64).reshape(-1, 4)
-        return np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1), np.asarray(scores)
-
-    return detect
+    return XyxyDetector(OnnxPersonDetector(str(path), score_thr=score_thr))
