@@ -23,6 +23,8 @@ def _synth(args: argparse.Namespace) -> int:
         raise HeatposeError(
             "synth --keypoints remaps COCO-layout still images (not --video or --layout mpii)"
         )
+    if args.video and args.style != "default":
+        raise HeatposeError("synth --style draws still images only (not --video)")
     if args.video:
         summary = write_synthetic_videos(
             args.out_dir,
@@ -50,6 +52,7 @@ def _synth(args: argparse.Namespace) -> int:
         split_name=args.split,
         progress=not args.quiet,
         overwrite=args.overwrite,
+        style=args.style,
     )
     print(f"wrote {summary.get('num_images')} images, {summary.get('num_people')} people to {args.out_dir}")
     if args.keypoints:  # a custom keypoint set: subset / rename / reorder the joints (data/remap.py)
@@ -299,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="joints written: coco (default for images) | mpii (images) | posetrack (default for --video)",
     )
     p.add_argument("--split", default="train", help="split name used in file names (train, val, ...)")
+    p.add_argument(
+        "--style", choices=("default", "flat"), default="default",
+        help="how people are drawn: default (the training look) | flat (cartoon people, another rasteriser; "
+        "same keypoint rules): to judge models on people not drawn like their training data",
+    )  # fmt: skip
     p.add_argument("--width", type=int, default=320)
     p.add_argument("--height", type=int, default=256)
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -64,7 +64,13 @@ detections: :func:`render_synthetic_clip`) and ``video_writer`` (PoseTrack18 fil
 """
 
 from heatpose.data.synthetic.figure import BODY_JOINTS
-from heatpose.data.synthetic.scene import LAYOUTS, SyntheticImage, SyntheticPerson, render_synthetic_image
+from heatpose.data.synthetic.scene import (
+    LAYOUTS,
+    STYLES,
+    SyntheticImage,
+    SyntheticPerson,
+    render_synthetic_image,
+)
 from heatpose.data.synthetic.video import SyntheticClip, render_synthetic_clip
 from heatpose.data.synthetic.video_writer import write_synthetic_videos
 from heatpose.data.synthetic.writer import write_synthetic_dataset
@@ -72,6 +78,7 @@ from heatpose.data.synthetic.writer import write_synthetic_dataset
 __all__ = [
     "BODY_JOINTS",
     "LAYOUTS",
+    "STYLES",
     "SyntheticClip",
     "SyntheticImage",
     "SyntheticPerson",

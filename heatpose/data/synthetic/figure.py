@@ -24,6 +24,7 @@ from heatpose.data.synthetic.draw import (
     draw_polygon,
     random_color,
 )
+from heatpose.data.synthetic.flat import flat_person_ops
 from heatpose.data.synthetic.knobs import P_FRONT, P_UPRIGHT, SKIN_TONES
 from heatpose.keypoints import COCO17
 
@@ -79,12 +80,16 @@ def _sample_limbs(rng: np.random.Generator) -> dict[str, dict[str, float]]:
     return pose
 
 
-def sample_figure(rng: np.random.Generator, height: float, anchor: np.ndarray, swing: float = 0.0) -> Figure:
+def sample_figure(
+    rng: np.random.Generator, height: float, anchor: np.ndarray, swing: float = 0.0, style: str = "default"
+) -> Figure:
     """A random person of standing height ``height`` px with its pelvis at ``anchor``.
 
     ``swing`` (degrees) moves the legs and arms in opposite phase on the two sides after the pose
     is drawn, without drawing any random number: the same ``rng`` state with a varying ``swing``
     and ``anchor`` is the same person walking (used by the video clips; 0 leaves stills unchanged).
+    ``style`` only changes the look (``"flat"``: :mod:`~heatpose.data.synthetic.flat`); the
+    geometry, and so every keypoint, is drawn first and the same way for every style.
     """
     H = height
     front = bool(rng.random() < P_FRONT)
@@ -153,8 +158,12 @@ def sample_figure(rng: np.random.Generator, height: float, anchor: np.ndarray, s
     img = {k: T(v) for k, v in b.items()}
     img.update({k: T(v) for k, v in extras.items()})
     head_angle = math.radians(theta) + tilt_h
-    look = _Look.sample(rng, H)
-    ops, bounds = _person_ops(img, rad, H, rx, ry, head_angle, front, look, rng)
+    if style == "flat":
+        ops, bounds = flat_person_ops(img, rad, H, rx, ry, head_angle, front, rng)
+    elif style == "default":
+        ops, bounds = _person_ops(img, rad, H, rx, ry, head_angle, front, _Look.sample(rng, H), rng)
+    else:
+        raise ValueError(f"unknown synthetic style {style!r}")
     ext = np.array(bounds)
     extent = (*ext[:, :2].min(0).tolist(), *ext[:, 2:].max(0).tolist())
     hx = math.hypot(rx * math.cos(head_angle), ry * math.sin(head_angle))

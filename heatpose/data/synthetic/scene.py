@@ -26,6 +26,7 @@ from heatpose.data.synthetic.draw import (
     random_color,
 )
 from heatpose.data.synthetic.figure import BODY_JOINTS, JOINT_INDEX, Figure, rotation, sample_figure
+from heatpose.data.synthetic.flat import render_flat_background
 from heatpose.data.synthetic.knobs import (
     CLUTTER_SHAPES,
     DISTRACTOR_STICKS,
@@ -41,6 +42,8 @@ from heatpose.errors import HeatposeError
 from heatpose.keypoints import COCO17, MPII16, KeypointSchema
 
 LAYOUTS: dict[str, KeypointSchema] = {"coco": COCO17, "mpii": MPII16}
+# How people and backgrounds are drawn; keypoints, flags and boxes follow the same rules in every style.
+STYLES: tuple[str, ...] = ("default", "flat")
 _HIDDEN_WHEN_BACK = (JOINT_INDEX["nose"], JOINT_INDEX["left_eye"], JOINT_INDEX["right_eye"])
 
 
@@ -208,9 +211,10 @@ def _try_person(
     w: int,
     light: float,
     anchor: np.ndarray,
+    style: str = "default",
 ) -> _Placed | None:
     """A person at ``anchor`` if it is mostly in the frame and hides no one too much, else None."""
-    person = sample_figure(rng, H, anchor)
+    person = sample_figure(rng, H, anchor, style=style)
     inside = joints_in_frame(person.joints, h, w)
     if inside.sum() < MIN_JOINTS_IN_FRAME * len(BODY_JOINTS):
         return None
@@ -221,7 +225,9 @@ def _try_person(
     return _Placed(person, H, layer, mask, inside, np.zeros((h, w), bool))
 
 
-def _place_people(rng: np.random.Generator, h: int, w: int, light: float) -> list[_Placed]:
+def _place_people(
+    rng: np.random.Generator, h: int, w: int, light: float, style: str = "default"
+) -> list[_Placed]:
     """``PEOPLE_PER_IMAGE`` people, back to front, each enough visible and inside the frame."""
     n = int(rng.choice(list(PEOPLE_PER_IMAGE), p=list(PEOPLE_PER_IMAGE.values())))
     heights = rng.uniform(*HEIGHT_RANGE, n) * h
@@ -231,11 +237,11 @@ def _place_people(rng: np.random.Generator, h: int, w: int, light: float) -> lis
     for H in heights.tolist():
         new = None
         for _ in range(8 if placed else 30):
-            new = _try_person(rng, H, placed, h, w, light, _anchor(rng, H, placed, h, w))
+            new = _try_person(rng, H, placed, h, w, light, _anchor(rng, H, placed, h, w), style)
             if new is not None:
                 break
         while new is None and not placed:  # every image has someone: fall back to the centre
-            new = _try_person(rng, H, placed, h, w, light, np.array([w / 2, h / 2 + 0.05 * H]))
+            new = _try_person(rng, H, placed, h, w, light, np.array([w / 2, h / 2 + 0.05 * H]), style)
         if new is not None:
             for p in placed:
                 p.covered |= new.mask
@@ -325,18 +331,21 @@ def render_synthetic_image(
     layout: str = "coco",
     image_size: tuple[int, int] = (320, 256),
     split_name: str = "train",
+    style: str = "default",
 ) -> SyntheticImage:
     """Image ``index`` of the split that ``write_synthetic_dataset`` writes with these arguments.
 
     ``image_size`` is (width, height). Exposed so tests and previews can see the masks behind
-    the visibility flags without re-reading JPEGs.
+    the visibility flags without re-reading JPEGs. ``style`` (one of :data:`STYLES`) changes
+    how people and background are drawn, never where the keypoints are or how they are flagged;
+    the same seed and index in two styles are unrelated images.
     """
-    schema = check_synth_args(1, layout, image_size, seed, split_name)
+    schema = check_synth_args(1, layout, image_size, seed, split_name, style)
     w, h = image_size
     rng = _image_rng(seed, index, split_name)
     light = float(rng.choice([-1.0, 1.0]) * rng.uniform(0.3, 1.0))
-    canvas = render_background(rng, h, w, light)
-    placed = _place_people(rng, h, w, light)
+    canvas = (render_flat_background if style == "flat" else render_background)(rng, h, w, light)
+    placed = _place_people(rng, h, w, light, style)
     occluders = _place_occluders(rng, placed, h, w, light)
     img = canvas.color
     for layer in [p.layer for p in placed] + occluders:
@@ -349,7 +358,12 @@ def render_synthetic_image(
 
 
 def check_synth_args(
-    num_images: int, layout: str, image_size: tuple[int, int], seed: int, split_name: str
+    num_images: int,
+    layout: str,
+    image_size: tuple[int, int],
+    seed: int,
+    split_name: str,
+    style: str = "default",
 ) -> KeypointSchema:
     if not isinstance(num_images, int) or num_images < 1:
         raise HeatposeError(f"num_images must be a positive integer, got {num_images!r}")
@@ -362,4 +376,6 @@ def check_synth_args(
         raise HeatposeError(f"seed must be a non-negative integer, got {seed!r}")
     if not split_name or Path(split_name).name != split_name or split_name in (".", ".."):
         raise HeatposeError(f"split_name must be a plain name like 'train', got {split_name!r}")
+    if style not in STYLES:
+        raise HeatposeError(f"unknown synthetic style {style!r}; known: {', '.join(STYLES)}")
     return LAYOUTS[layout]

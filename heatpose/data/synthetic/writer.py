@@ -25,6 +25,12 @@ def _category(schema: KeypointSchema) -> dict:
     }
 
 
+def _description(layout: str, seed: int, style: str) -> str:
+    """The json's ``info.description``; the default style's text is what it always was."""
+    extra = "" if style == "default" else f", style={style}"
+    return f"heatpose synthetic people, layout={layout}, seed={seed}{extra}"
+
+
 def _r(v: float) -> float:
     return round(float(v), 3)
 
@@ -71,6 +77,7 @@ def write_synthetic_dataset(
     split_name: str = "train",
     progress: bool = True,
     overwrite: bool = False,
+    style: str = "default",
 ) -> dict:
     """Write a COCO-format keypoint split of drawn people (and the MPII list for ``layout="mpii"``).
 
@@ -78,8 +85,9 @@ def write_synthetic_dataset(
     A split that already exists in ``out_dir`` (its json, or images of an interrupted run) is an
     error unless ``overwrite``; other splits in the same folder are left alone. The json files are
     written last, after every image, so a killed run leaves no json that describes other images.
+    ``style`` (``scene.STYLES``) chooses how the people are drawn; the files are the same kind.
     """
-    schema = check_synth_args(num_images, layout, image_size, seed, split_name)
+    schema = check_synth_args(num_images, layout, image_size, seed, split_name, style)
     out = Path(out_dir)
     image_dir, ann_dir = out / "images" / split_name, out / "annotations"
     ann_file = ann_dir / f"person_keypoints_{split_name}.json"
@@ -90,7 +98,7 @@ def write_synthetic_dataset(
     annotations: list[dict] = []
     mpii: list[dict] = []
     for index in tqdm(range(num_images), disable=not progress, desc=f"synthetic {split_name}", unit="img"):
-        scene = render_synthetic_image(seed, index, layout, image_size, split_name)
+        scene = render_synthetic_image(seed, index, layout, image_size, split_name, style)
         image_id, file_name = index + 1, f"{index + 1:012d}.jpg"
         ok, buf = cv2.imencode(".jpg", scene.image, [cv2.IMWRITE_JPEG_QUALITY, 95])
         if not ok:
@@ -102,7 +110,7 @@ def write_synthetic_dataset(
             if layout == "mpii":
                 mpii.append(_mpii_record(person, file_name))
     coco = {
-        "info": {"description": f"heatpose synthetic people, layout={layout}, seed={seed}", "version": "1.0"},
+        "info": {"description": _description(layout, seed, style), "version": "1.0"},
         "licenses": [],
         "images": images,
         "annotations": annotations,
@@ -117,6 +125,7 @@ def write_synthetic_dataset(
         "annotation_file": str(ann_file),
         "mpii_file": str(mpii_file) if layout == "mpii" else None,
         "layout": layout,
+        "style": style,
         "num_images": num_images,
         "num_people": len(annotations),
     }
