@@ -92,3 +92,118 @@ def test_udp_round_trip_image_to_heatmap_to_image_is_unbiased():
     err = back[0] - image_pts
     assert np.abs(err).max() < 0.05  # pixels of a ~190 px box, through a 32x24 heatmap
     assert abs(err[:, 0].mean()) < 0.01 and abs(err[:, 1].mean()) < 0.01
+
+
+# ------------------------------------------------------------------ no bias after training
+#
+# Why dots, not people: a few seconds of CPU training cannot make a network locate people's
+# joints to a fraction of a pixel, so any codec bias would drown in its error. A bright disc at a
+# random sub-pixel position on a noisy background is learnt to ~0.1 crop px in 150 steps, which
+# makes a mean signed error of a quarter pixel measurable. Everything between the pixels and the
+# number is heatpose's own: the training crop with scale / rotation / flip augmentation
+# (``sample_crop``, ``warp_crop``, ``transform_keypoints``), the codec's targets, the loss, a
+# ``DeconvHead`` on a small stride-8 conv stack (the same misaligned-by-design stride-2 convs and
+# transposed conv as a Simple Baseline), and at test time ``crop_batch``, ``predict_heatmaps``
+# (no flip) and ``decode_to_image`` (DARK). The error is measured in crop pixels: the image
+# error mapped through the crop's own affine matrix.
+#
+# Measured (150 steps, batch 32, 1 thread; seeds 0-5, mean signed error x / y in crop px):
+#   udp       +0.010/-0.031  -0.008/-0.125  -0.112/+0.016  +0.036/-0.031  +0.031/+0.057  +0.047/+0.029
+#   official  +0.064/+0.093  +0.068/+0.025  -0.040/+0.148  +0.038/+0.026  -0.076/+0.054  -0.035/+0.100
+# (mean |error| 0.07-0.11 crop px for both). So the bound is 0.25 crop px: twice the largest
+# seed-to-seed spread seen, below what the bugs it guards against measure here (seed 0, udp,
+# the code mutated by hand): flipped samples' labels 1 crop px off in x: +0.42 px; decoding a
+# UDP heatmap on the official grid: -1.90 / -1.94 px. The official codec shows *no* robust half-pixel lean in x on data
+# drawn like its training data (its sign changes with the seed), so none is asserted; its y
+# error leans +0.07 on average (every seed positive) but stays inside the same bound. The lean
+# the issue reports is on people drawn differently: benchmarks/codec_offstyle.py measures that.
+
+DOT_INPUT, DOT_HEATMAP, DOT_IMAGE = (48, 48), (12, 12), 64
+DOT_SCALE = np.array([32 / 200, 32 / 200], np.float32)  # a 32 x 32 px box around each dot
+
+
+def _dot_images(rng: np.random.Generator, n: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """n (64, 64, 3) uint8 images, each one anti-aliased bright disc at a sub-pixel (x, y)."""
+    ys, xs = np.mgrid[0:DOT_IMAGE, 0:DOT_IMAGE].astype(np.float64)
+    images, points = [], rng.uniform(20, 44, (n, 2))
+    for x, y in points:
+        background = rng.uniform(40, 120) + rng.normal(0, 8, (DOT_IMAGE, DOT_IMAGE))
+        cover = np.clip(rng.uniform(2.0, 3.5) - np.hypot(xs - x, ys - y) + 0.5, 0, 1)
+        gray = np.clip(background * (1 - cover) + 230 * cover, 0, 255).astype(np.uint8)
+        images.append(np.repeat(gray[..., None], 3, axis=2))
+    return images, points
+
+
+def _dot_network() -> torch.nn.Module:
+    """(N, 3, 48, 48) -> (N, 1, 12, 12): four conv-BN-ReLU blocks (stride 8) + a 1-deconv head."""
+    from torch import nn
+
+    from heatpose.models.simple_baseline import DeconvHead
+
+    layers: list[nn.Module] = []
+    for cin, cout, stride in ((3, 16, 1), (16, 16, 2), (16, 32, 2), (32, 32, 2), (32, 32, 1)):
+        layers += [
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+        ]
+    return nn.Sequential(
+        nn.Sequential(*layers), DeconvHead(32, 1, num_deconv_layers=1, num_deconv_filters=32)
+    )
+
+
+def _signed_error_after_training(
+    codec_name: str, seed: int = 0, steps: int = 150
+) -> tuple[np.ndarray, float]:
+    """Train on dots with flip augmentation, then (2,) mean signed and mean |error| in crop px."""
+    from heatpose.data.transforms import Augmentation, transform_keypoints, warp_crop
+    from heatpose.inference import crop_batch, predict_heatmaps
+    from heatpose.losses import JointsMSELoss
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    codec = HeatmapCodec(DOT_INPUT, DOT_HEATMAP, sigma=1.5, subpixel=True, udp=codec_name == "udp")
+    images, points = _dot_images(rng, 256)
+    aug = Augmentation(scale_factor=0.2, rot_factor=30.0, rot_prob=0.5, flip=True)
+    model, loss_fn = _dot_network(), JointsMSELoss()
+    optimizer = torch.optim.Adam(model.parameters(), 2e-3)
+    for _ in range(steps):
+        crops, targets, weights = [], [], []
+        for i in rng.integers(len(images), size=32):
+            center = points[i] + rng.uniform(-4, 4, 2)
+            params = sample_crop(center, DOT_SCALE, DOT_IMAGE, DOT_INPUT, aug, rng, udp=codec.udp)
+            crops.append(warp_crop(images[i], params.matrix, DOT_INPUT))
+            joints, visible = transform_keypoints(np.array([[*points[i], 2.0]]), params, [0])
+            target, weight = codec.encode(joints, visible)
+            targets.append(target)
+            weights.append(weight)
+        x = (torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255.0 - 0.5) / 0.25
+        target_weight = torch.from_numpy(np.stack(weights))[..., None]
+        loss = loss_fn(model(x), torch.from_numpy(np.stack(targets)), target_weight)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    test_images, test_points = _dot_images(np.random.default_rng(1000 + seed), 300)
+    centers = test_points + np.random.default_rng(7).uniform(-4, 4, test_points.shape)
+    mean, std = np.full(3, 0.5, np.float32), np.full(3, 0.25, np.float32)
+    errors = []
+    with torch.no_grad():
+        for image, point, center in zip(test_images, test_points, centers, strict=True):
+            crop = crop_batch(image, center[None], DOT_SCALE[None], DOT_INPUT, mean, std, codec.udp)
+            heatmaps = predict_heatmaps(model, crop, flip=False)
+            pred, _ = codec.decode_to_image(heatmaps, center[None], DOT_SCALE[None], "dark")
+            to_crop = get_affine_transform(center, DOT_SCALE, 0.0, DOT_INPUT, udp=codec.udp)
+            errors.append(apply_affine(pred[0, 0], to_crop) - apply_affine(point, to_crop))
+    errors = np.array(errors)
+    return errors.mean(axis=0), float(np.abs(errors).mean())
+
+
+@pytest.mark.parametrize("codec_name", ["udp", "official"])
+def test_trained_tiny_model_has_no_signed_bias(codec_name, one_thread):
+    """Mean signed error (predicted - GT) of a freshly trained model, no flip test, x and y."""
+    signed, absolute = _signed_error_after_training(codec_name)
+    assert absolute < 0.2, (
+        f"the model did not learn the dots well enough to measure a bias ({absolute:.3f} px)"
+    )
+    assert np.abs(signed).max() < 0.25, f"{codec_name}: mean signed error {signed} crop px"
