@@ -113,10 +113,11 @@ def test_udp_round_trip_image_to_heatmap_to_image_is_unbiased():
 # (mean |error| 0.07-0.11 crop px for both). So the bound is 0.25 crop px: twice the largest
 # seed-to-seed spread seen, below what the bugs it guards against measure here (seed 0, udp,
 # the code mutated by hand): flipped samples' labels 1 crop px off in x: +0.42 px; decoding a
-# UDP heatmap on the official grid: -1.90 / -1.94 px. The official codec shows *no* robust half-pixel lean in x on data
-# drawn like its training data (its sign changes with the seed), so none is asserted; its y
-# error leans +0.07 on average (every seed positive) but stays inside the same bound. The lean
-# the issue reports is on people drawn differently: benchmarks/codec_offstyle.py measures that.
+# UDP heatmap on the official grid: -1.90 / -1.94 px. The official codec shows *no* robust
+# half-pixel lean in x on data drawn like its training data (its sign changes with the seed),
+# so none is asserted; its y error leans +0.07 on average (every seed positive) but stays
+# inside the same bound. The lean the issue reports is on people drawn differently:
+# benchmarks/codec_offstyle.py measures that.
 
 DOT_INPUT, DOT_HEATMAP, DOT_IMAGE = (48, 48), (12, 12), 64
 DOT_SCALE = np.array([32 / 200, 32 / 200], np.float32)  # a 32 x 32 px box around each dot
