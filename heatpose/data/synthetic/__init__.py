@@ -27,6 +27,14 @@ Left/right cue (decidable from pixels, and consistent with horizontal flips)
     testing would swap joints. Limb textures (solid, noise, stripes) are per person and the same
     on both sides.
 
+Drawing styles (``style=`` / ``heatpose synth --style``)
+    ``default`` is everything above, and what the synthetic configs train on. ``flat``
+    (:mod:`~heatpose.data.synthetic.flat`) draws the same bodies with another look and another
+    rasteriser: flat cel-shaded cartoon colours with ink outlines, spindle limbs with ball
+    joints, rounded-square heads, textured backgrounds, supersampled anti-aliasing. Geometry,
+    keypoints, flags, boxes and files follow the same rules, so a model trained on ``default``
+    can be scored on ``flat`` people it was not drawn for (judging codecs: docs/training.md).
+
 Keypoints and visibility flags (COCO convention)
     Coordinates are float pixels, pixel (i, j) centred at (i, j) (the cv2 / Simple Baselines
     convention). Body joints sit on the limb axes at the joint centres, ``head_top`` just inside
@@ -56,7 +64,8 @@ same pixels. Same seed, same machine: byte-identical files (other CPUs / OpenCV 
 round a few pixels differently). How hard the data is is set by the constants in ``knobs.py``.
 
 Modules: ``knobs`` (difficulty constants), ``draw`` (capsules, ellipses, polygons into a layer),
-``figure`` (body proportions, pose and draw calls of one person), ``scene`` (background, placement,
+``figure`` (body proportions, pose and draw calls of one person), ``flat`` (the ``flat``
+style's rasteriser, people and backgrounds), ``scene`` (background, placement,
 occluders, flags: :func:`render_synthetic_image`), ``writer`` (:func:`write_synthetic_dataset`),
 ``output`` (refusing to mix with an existing split), ``video`` (moving people, camera,
 detections: :func:`render_synthetic_clip`) and ``video_writer`` (PoseTrack18 files:
