@@ -1,6 +1,6 @@
 """``heatpose reproduce sb-tracking``: the Simple Baselines tracker ablation, with a model trained here.
 
-Why: the paper's tracking ablation (Xiao et al., ECCV 2018, §4.3: box propagation on/off x
+Why: the paper's tracking ablation (Xiao et al., ECCV 2018: box propagation on/off x
 similarity box IoU / OKS / flow-OKS / multi-flow) is the half of the paper whose code was never
 released. ``benchmarks/tracking_ablation.py`` runs it with oracle poses (ground truth plus noise),
 which isolates the association; this table runs it the way a user would: one SimpleBaseline
@@ -41,7 +41,7 @@ from heatpose.io import atomic_write, atomic_write_json, atomic_write_text, load
 from heatpose.steps import CommandStep, run_steps, step_seconds, synth_steps
 
 TITLE = "Simple Baselines tracking ablation, re-run on synthetic clips with a model trained here"
-PAPER_SETTING = "PoseTrack 2017 val, ResNet-50 at 256x192, FPN-DCN detector (Xiao et al. 2018, §4.3)"
+PAPER_SETTING = "PoseTrack 2017 val, ResNet-50 at 256x192, FPN-DCN detector (Xiao et al. 2018)"
 # Every row: the paper's detector threshold (the tracker's default, spelled out in the commands).
 COMMON_SETTINGS = ("det_score_thr=0.5",)
 CLIP_SEED = 100  # the clips of benchmarks/tracking_ablation.py (there in PoseTrack layout)
@@ -412,6 +412,7 @@ def plot_table(results: dict[str, Any], path: Path) -> Path:
                     max(v or 0.0, xlim[0]), y, " n/a" if v is None else f" {v:.1f}", va="center", fontsize=8
                 )
         ax.set(title=title, xlim=xlim)
+        ax.axvline(0.0, color="black", linewidth=0.6)
         ax.legend(loc="lower right", fontsize=8)
 
     ours = [v for r in rows for v in (r["AP"], r["MOTA"]) if v is not None]
