@@ -37,6 +37,7 @@ from heatpose.engine.evaluate import score_coco
 from heatpose.errors import HeatposeError
 from heatpose.inference import FLIP_SHIFTS, Predictions, flip_shift_px, predict_dataset
 from heatpose.io import atomic_write_text
+from heatpose.keypoints import KeypointSchema
 from heatpose.models.checkpoint import read_checkpoint
 from heatpose.predictor import network_from_checkpoint
 
@@ -76,7 +77,7 @@ def summarise(errors: np.ndarray, near: float) -> dict[str, float]:
 
 def load(
     path: str, data: Path, split: str, decode: str | None
-) -> tuple[torch.nn.Module, ExperimentConfig, object]:
+) -> tuple[torch.nn.Module, ExperimentConfig, KeypointSchema]:
     """The network and its config, pointed at ``data``'s split (GT boxes)."""
     if not Path(path).is_file():
         raise HeatposeError(f"checkpoint not found: {path}")
