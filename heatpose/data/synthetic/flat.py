@@ -202,7 +202,9 @@ def flat_person_ops(
     sleeves = int(rng.choice(3, p=[0.3, 0.35, 0.35]))
     shorts = bool(rng.random() < 0.3)
 
-    def shape(margin: Margin, box: tuple[float, float, float, float], color, outline: float = ink) -> None:
+    def shape(
+        margin: Margin, box: tuple[float, float, float, float], color: np.ndarray, outline: float = ink
+    ) -> None:
         ops.append(partial(paint_shape, bounds=box, margin=margin, color=color, ink=outline, shade=shade))
         bounds.append(box)
 
@@ -222,7 +224,7 @@ def flat_person_ops(
         ball(p[f"{s}_knee"], r["sh"] * 1.05, shin * np.float32(0.9))
         d = p[f"{s}_foot"] - p[f"{s}_ankle"]
         foot = superellipse_margin(p[f"{s}_foot"], 0.05 * H, 0.022 * H, math.atan2(d[1], d[0]), 4.0)
-        shape(foot, _box(p[f"{s}_foot"], 0.05 * H), shoes)
+        shape(foot, _box(p[f"{s}_foot"], math.hypot(0.05, 0.022) * H), shoes)  # rotated corners
 
     ey = p["pelvis"] - p["thorax"]
     torso_len = float(np.hypot(*ey))
@@ -247,7 +249,7 @@ def flat_person_ops(
         ball(p[f"{s}_ear"], 0.26 * rx, skin * np.float32(0.85))
     power = float(rng.uniform(2.5, 5.0))
     head = superellipse_margin(p["head_c"], rx, ry, head_angle, power)
-    head_box = _box(p["head_c"], max(rx, ry))
+    head_box = _box(p["head_c"], math.hypot(rx, ry))  # a rotated rounded square's corners
     shape(head, head_box, hair if not front else skin)
     if front:  # a hair cap: the head shape above the hairline
         line = float(rng.uniform(-0.55, -0.25))
