@@ -479,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("reproduce", help="re-run a seed paper's ablation table on synthetic data")
-    p.add_argument("table", choices=("sb-table1",))
+    p.add_argument("table", choices=("sb-table1", "cfa-stages"))
     p.add_argument("--out", default=None, help="default: reproduce_<table>")
     p.add_argument("--minutes-per-row", type=float, default=2.0, help="training budget of each row")
     p.add_argument("--rows", nargs="+", default=None, help="run only these rows (names in table.md)")

@@ -189,8 +189,12 @@ def reproduce(
     size: str = "standard",
 ) -> Path:
     """Run every row of ``table_name`` not yet done; write table.md, table.png and results.json."""
+    if table_name == "cfa-stages":  # its own data, row dependencies and PCKh: heatpose/reproduce_cfa.py
+        from heatpose.reproduce_cfa import reproduce_cfa_stages
+
+        return reproduce_cfa_stages(out, minutes_per_row, only, size)
     if table_name not in TABLES:
-        raise HeatposeError(f"unknown table {table_name!r}; choose one of {', '.join(TABLES)}")
+        raise HeatposeError(f"unknown table {table_name!r}; choose one of {', '.join(TABLES)}, cfa-stages")
     if not minutes_per_row >= 0 or not math.isfinite(minutes_per_row):
         raise HeatposeError(f"--minutes-per-row must be >= 0, got {minutes_per_row}")
     table = TABLES[table_name]
