@@ -11,6 +11,7 @@ from heatpose.cli import main
 from heatpose.config import config_from_dict
 from heatpose.errors import HeatposeError
 from heatpose.reproduce_cfa import CFA_STAGES, TRENDS, Trend, judge, row_config, select_rows
+from heatpose.steps import CommandStep, run_steps
 
 
 def _model_and_sets(cfg: dict) -> tuple[int, bool, int, str]:
@@ -85,3 +86,14 @@ def test_tiny_cfa_stages_runs_end_to_end_and_the_table_shows_results_json(tmp_pa
     )  # fmt: skip
     assert results[1]["grown_from"] == "s3_extra" and results[1]["extra_data"]
     assert main([*argv, "--rows", "s5"]) == 2  # unknown row: one error line
+
+
+def test_ctrl_c_inside_a_step_names_the_resume_command(tmp_path, capsys):
+    steps = [CommandStep(f"s{i}", f"step {i}", ["train", f"cfg{i}.yaml"]) for i in range(2)]
+    status = iter([0, 130])  # the second command was interrupted (cli.main returns 130)
+    with pytest.raises(KeyboardInterrupt):
+        run_steps(
+            tmp_path, steps, "heatpose reproduce cfa-stages --out X", run_command=lambda argv: next(status)
+        )
+    assert "Continue with: heatpose reproduce cfa-stages --out X" in capsys.readouterr().err
+    assert (tmp_path / ".steps" / "s0").is_file() and not (tmp_path / ".steps" / "s1").exists()
