@@ -421,7 +421,7 @@ def plot_table(results: list[dict[str, Any]], path: Path) -> Path:
     ours = [r["ours"] or 0.0 for r in results]
     left.barh(ys, ours, color=["tab:orange" if r["extra_data"] else "tab:blue" for r in results])
     left.set(yticks=ys, yticklabels=[r["label"] for r in results], xlim=(0, 108))
-    left.set(title="ours: fused PCKh@0.5 (same minutes per row; orange: + extra data)", xlabel="PCKh@0.5")
+    left.set(title="ours: fused PCKh@0.5 (equal minutes; orange: + extra data)", xlabel="PCKh@0.5")
     for y, r, v in zip(ys, results, ours, strict=True):
         left.text(v, y, " n/a" if r["ours"] is None else f" {r['ours']:.1f}", va="center")
     for r in results:
