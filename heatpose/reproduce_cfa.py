@@ -123,11 +123,20 @@ TRENDS = (
     ),
 )
 
-# Images per split and image size; tiny (the tests' setting) loads data in the main process, since
-# starting loader workers for each of a few one-batch passes costs more than the passes.
+# Images per split, image size, network input and loader workers. Tiny is the tests' setting: 32x32
+# crops (the same networks, a quarter of the convolution work) and data loaded in the main process,
+# since starting loader workers for each of a few one-batch passes costs more than the passes.
 SIZES = {
-    "standard": {"train": 300, "val": 150, "extra": 300, "width": 128, "height": 128, "num_workers": 2},
-    "tiny": {"train": 6, "val": 3, "extra": 6, "width": 96, "height": 96, "num_workers": 0},
+    "standard": {
+        "train": 300,
+        "val": 150,
+        "extra": 300,
+        "width": 128,
+        "height": 128,
+        "input": 64,
+        "workers": 2,
+    },
+    "tiny": {"train": 6, "val": 3, "extra": 6, "width": 96, "height": 96, "input": 32, "workers": 0},
 }
 
 
@@ -152,7 +161,7 @@ def base_config(data: Path) -> dict[str, Any]:
             "train_images": str(data / "images" / "train"),
             "val_ann": str(ann / "mpii_val.json"),
             "val_images": str(data / "images" / "val"),
-            "input_size": [64, 64],
+            "input_size": [64, 64],  # the tiny setting: 32x32
             "sigma": 2.0,
             "scale_factor": 0.25,
             "rot_factor": 30.0,
@@ -185,17 +194,18 @@ def grown_checkpoint(out: Path, row_name: str) -> Path:
     return out / "rows" / GROWN_FROM[row_name] / "train" / "best.pth"
 
 
-def row_config(out: Path, row: TableRow, epochs: int, num_workers: int = 2) -> dict[str, Any]:
+def row_config(out: Path, row: TableRow, epochs: int, size: str = "standard") -> dict[str, Any]:
     """The full config of ``row`` trained for ``epochs`` on ``out/data`` (lr x0.1 at 70 % and 90 %)."""
     data = out / "data"
     cfg = _merge(base_config(data), row.overrides)
+    cfg["data"]["input_size"] = [SIZES[size]["input"]] * 2
     if row.name in EXTRA_DATA_ROWS:
         cfg["data"]["train_sets"] = extra_train_sets(data)
     if row.name in GROWN_FROM:
         cfg["model"]["init_from"] = str(grown_checkpoint(out, row.name))
     steps = [max(1, round(epochs * 0.7)), max(1, round(epochs * 0.9))] if epochs >= 4 else [epochs + 1]
     cfg["train"].update(
-        {"epochs": epochs, "lr_steps": steps, "val_interval": epochs, "num_workers": num_workers}
+        {"epochs": epochs, "lr_steps": steps, "val_interval": epochs, "num_workers": SIZES[size]["workers"]}
     )
     return cfg
 
@@ -208,7 +218,7 @@ def train_people(data: Path, row: TableRow) -> int:
     return sum(people_in(data / "annotations" / f"person_keypoints_{s}.json") for s in splits)
 
 
-def _write_row_config(out: Path, row: TableRow, minutes: float, num_workers: int) -> Path:
+def _write_row_config(out: Path, row: TableRow, minutes: float, size: str) -> Path:
     import yaml
 
     from heatpose.budget import epochs_for_budget, probe_samples_per_s
@@ -222,16 +232,14 @@ def _write_row_config(out: Path, row: TableRow, minutes: float, num_workers: int
             f"row {row.name} grows from row {GROWN_FROM[row.name]}, whose checkpoint "
             f"{grown_checkpoint(out, row.name)} is missing"
         )
-    probe_cfg = row_config(out, row, 1, num_workers)
+    probe_cfg = row_config(out, row, 1, size)
     probe_cfg["model"]["init_from"] = ""  # the probe times the architecture; no weights needed
     speed = probe_samples_per_s(config_from_dict(probe_cfg)) if minutes > 0 else 1.0
     epochs = epochs_for_budget(minutes, train_people(out / "data", row), speed)
     header = (
         f"# heatpose reproduce {NAME}: row {row.name} ({row.label}), {epochs} epochs = {minutes:g} min here\n"
     )
-    atomic_write_text(
-        path, header + yaml.safe_dump(row_config(out, row, epochs, num_workers), sort_keys=False)
-    )
+    atomic_write_text(path, header + yaml.safe_dump(row_config(out, row, epochs, size), sort_keys=False))
     return path
 
 
@@ -312,7 +320,7 @@ def reproduce_cfa_stages(
     def prepare(step: CommandStep) -> None:
         if step.name.startswith("train_"):
             row = by_name[step.name.removeprefix("train_")]
-            _write_row_config(out, row, minutes_per_row, SIZES[size]["num_workers"])
+            _write_row_config(out, row, minutes_per_row, size)
 
     resume = f"heatpose reproduce {NAME} --out {shlex.quote(str(out))} --minutes-per-row {minutes_per_row:g}"
     if only:

@@ -62,7 +62,7 @@ def test_verdicts_follow_the_numbers_and_the_noise_band():
     assert diff == pytest.approx(7.0) and verdict == "matches"
 
 
-def test_tiny_cfa_stages_runs_end_to_end_and_the_table_shows_results_json(tmp_path):
+def test_tiny_cfa_stages_runs_end_to_end_and_the_table_shows_results_json(tmp_path, one_thread):
     out = tmp_path / "rep"
     argv = ["reproduce", "cfa-stages", "--out", str(out), "--size", "tiny", "--minutes-per-row", "0"]
     assert main([*argv, "--rows", "s4_grow_extra"]) == 0
