@@ -10,7 +10,15 @@ import yaml
 from heatpose.cli import main
 from heatpose.config import config_from_dict
 from heatpose.errors import HeatposeError
-from heatpose.reproduce_cfa import CFA_STAGES, TRENDS, Trend, judge, row_config, select_rows
+from heatpose.reproduce_cfa import (
+    CFA_STAGES,
+    TRENDS,
+    Trend,
+    judge,
+    refinement_lines,
+    row_config,
+    select_rows,
+)
 from heatpose.steps import CommandStep, run_steps
 
 
@@ -60,6 +68,15 @@ def test_verdicts_follow_the_numbers_and_the_noise_band():
     did = next(t for t in TRENDS if len(t.plus) == 2)  # a difference of differences
     diff, verdict = judge(did, {"s4_grow_extra": 60.0, "s3": 50.0, "s3_extra": 52.0, "s4_grow": 51.0})
     assert diff == pytest.approx(7.0) and verdict == "matches"
+    rows = [
+        {"row": "s3", "aggregate": True, "stages": 3, "per_stage": [30.0, 25.0, 20.0]},
+        {"row": "s3_noagg", "aggregate": False, "stages": 3, "per_stage": [20.0, 25.0, 30.0]},  # independent
+        {"row": "s1", "aggregate": True, "stages": 1, "per_stage": []},
+    ]
+    assert refinement_lines(rows) == [
+        "- later stages refine earlier ones (coarse to fine), row s3: stage 3 - stage 1 = -10.00 "
+        "-> **does not match**"
+    ]
 
 
 def test_tiny_cfa_stages_runs_end_to_end_and_the_table_shows_results_json(tmp_path, one_thread):
@@ -76,6 +93,7 @@ def test_tiny_cfa_stages_runs_end_to_end_and_the_table_shows_results_json(tmp_pa
         assert f"| {r['ours']:.2f} | {stages} | {r['epochs']} |" in table
         meta = json.loads((out / "rows" / r["row"] / "eval" / "eval_meta.json").read_text())
         assert meta["metrics"]["PCKh"] == r["ours"]  # the table's number is the evaluation's
+    assert "row s3_extra: stage 3 - stage 1 = " in table and "row s4_grow_extra: stage 4" in table
     assert "| 93.9 |" in table and "heatpose train" in table and (out / "table.png").stat().st_size > 0
     written = {
         r["row"]: yaml.safe_load((out / "rows" / r["row"] / "config.yaml").read_text()) for r in results
