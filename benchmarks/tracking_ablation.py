@@ -9,7 +9,9 @@ The pose "estimator" is ``heatpose.tracking.oracle``: for each box the ground-tr
 person the box overlaps most, with Gaussian noise of ``--noise`` x the head size on every joint,
 scores N(0.85, 0.05) for labelled joints and 0.05 for the others; a box on no one gives a
 zero-score pose. So the table measures the association (boxes, similarity, matching), not a network: read
-it beside, not against, the paper's numbers. Example (the command behind docs/results.md)::
+it beside, not against, the paper's numbers. The same ablation with a trained network (the pose
+inference of ``heatpose track``) is ``heatpose reproduce sb-tracking`` (heatpose/reproduce_tracking.py).
+Example (the command behind docs/results.md)::
 
     python benchmarks/tracking_ablation.py --clips 8 --frames 24 --noise 0.1
 """

@@ -92,7 +92,9 @@ def _score(args: argparse.Namespace) -> int:
     if args.metric == "posetrack":
         from heatpose.evaluation.posetrack import score_posetrack_command
 
-        return score_posetrack_command(args.gt, args.preds, args.poseval_compat, as_json=args.json)
+        return score_posetrack_command(
+            args.gt, args.preds, args.poseval_compat, as_json=args.json, out_dir=args.out
+        )
     if args.metric != "coco":
         from heatpose.evaluation.keypoint_metrics import keypoint_metric_command
 
@@ -280,6 +282,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         args.minutes_per_row,
         only=args.rows,
         size=args.size,
+        checkpoint=args.checkpoint,
     )
     return 0
 
@@ -373,7 +376,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         help="coco: GT keypoint category to score (name or id; default: the only one, or person)",
     )
-    p.add_argument("--out", default=None, help="pckh: write pckh.json and the curve / per-joint PNGs here")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="pckh: write pckh.json and the curve / per-joint PNGs here; posetrack: posetrack.json here",
+    )
     p.add_argument(
         "--protocol",
         choices=("official", "matlab"),
@@ -417,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_browse)
 
     p = sub.add_parser("track", help="track people's poses through a video (PoseTrack18 json out)")
-    p.add_argument("input", help="a video file or a folder of frames")
+    p.add_argument("input", nargs="+", help="a video file or a folder of frames (several: --out is a folder)")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--config", default=None, help="recipe config (needed for non-heatpose checkpoints)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
@@ -431,7 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="hog|MODEL.onnx",
         help="detect people with OpenCV's HOG or a YOLOX/RTMDet ONNX detector",
     )
-    p.add_argument("--out", required=True, help="tracking results json (PoseTrack18)")
+    p.add_argument(
+        "--out", required=True, help="tracking results json (PoseTrack18); a folder for several inputs"
+    )
     p.add_argument("--vis", default=None, help="also write the tracks drawn on the frames to this .mp4")
     _add_table_args(p)
     p.add_argument(
@@ -479,10 +488,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("reproduce", help="re-run a seed paper's ablation table on synthetic data")
-    p.add_argument("table", choices=("sb-table1", "cfa-stages"))
+    p.add_argument("table", choices=("sb-table1", "sb-tracking", "cfa-stages"))
     p.add_argument("--out", default=None, help="default: reproduce_<table>")
-    p.add_argument("--minutes-per-row", type=float, default=2.0, help="training budget of each row")
+    p.add_argument(
+        "--minutes-per-row",
+        type=float,
+        default=2.0,
+        help="training budget of each row (sb-tracking: of the one model every row uses)",
+    )
     p.add_argument("--rows", nargs="+", default=None, help="run only these rows (names in table.md)")
+    p.add_argument(
+        "--checkpoint", default=None, help="sb-tracking: track with this model instead of training one"
+    )
     p.add_argument(
         "--size", choices=("standard", "tiny"), default="standard", help="tiny: seconds, for tests"
     )

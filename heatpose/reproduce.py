@@ -187,14 +187,22 @@ def reproduce(
     minutes_per_row: float = 2.0,
     only: list[str] | None = None,
     size: str = "standard",
+    checkpoint: str | None = None,
 ) -> Path:
     """Run every row of ``table_name`` not yet done; write table.md, table.png and results.json."""
+    if table_name == "sb-tracking":  # one trained model, tracked with each row's settings
+        from heatpose.reproduce_tracking import reproduce_tracking
+
+        return reproduce_tracking(out, minutes_per_row, only, size, checkpoint)
+    if checkpoint is not None:
+        raise HeatposeError(f"--checkpoint is for sb-tracking; {table_name} trains a model per row")
     if table_name == "cfa-stages":  # its own data, row dependencies and PCKh: heatpose/reproduce_cfa.py
         from heatpose.reproduce_cfa import reproduce_cfa_stages
 
         return reproduce_cfa_stages(out, minutes_per_row, only, size)
     if table_name not in TABLES:
-        raise HeatposeError(f"unknown table {table_name!r}; choose one of {', '.join(TABLES)}, cfa-stages")
+        names = ", ".join([*TABLES, "sb-tracking", "cfa-stages"])
+        raise HeatposeError(f"unknown table {table_name!r}; choose one of {names}")
     if not minutes_per_row >= 0 or not math.isfinite(minutes_per_row):
         raise HeatposeError(f"--minutes-per-row must be >= 0, got {minutes_per_row}")
     table = TABLES[table_name]

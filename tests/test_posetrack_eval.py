@@ -219,3 +219,37 @@ def test_cli_scores_a_synthetic_video_split_against_itself(tmp_path, capsys):
     assert rc == 0
     stats = json.loads(stdout)
     assert stats["MOTA"] == 100.0 and stats["AP"] == 100.0 and stats["mode"] == "poseval-compat"
+
+
+def test_coco_layout_clips_score_on_their_17_joints_and_out_writes_the_json(tmp_path, capsys):
+    """The clips a COCO-17 model is tracked on (``synth --video --layout coco``): every joint scored."""
+    out = tmp_path / "clips"
+    args = ("synth", str(out), "--video", "--layout", "coco", "--num-videos", "2", "--frames", "4")
+    assert _cli(capsys, *args, "--width", "96", "--height", "80", "--split", "val", "--quiet")[0] == 0
+    gt = out / "annotations" / "val"
+    (video, _) = read_posetrack(gt)
+    assert len(video.joint_names) == 17 and video.joint_names[3] == "left_ear"
+    score = ("score", "--metric", "posetrack", "--gt", str(gt), "--preds", str(gt))
+    rc, stdout, _ = _cli(capsys, *score, "--json", "--out", str(tmp_path / "s"))
+    assert rc == 0
+    stats = json.loads(stdout)
+    assert stats["joints"] == list(video.joint_names)  # the ears too: poseval's 15 are PoseTrack's
+    assert stats["MOTA"] == 100.0 and stats["AP"] == 100.0 and stats["num_switches"] == 0
+    assert json.loads((tmp_path / "s" / "posetrack.json").read_text()) == stats
+    # a GT track's id changed in the last two frames of a clip: a switch on (at most) each labelled joint
+    path = gt / "000001_synthetic.json"
+    preds = json.loads(path.read_text())
+    last = sorted({a["image_id"] for a in preds["annotations"]})[-2:]
+    people = [{a["track_id"]: a for a in preds["annotations"] if a["image_id"] == i} for i in last]
+    track = min(set(people[0]) & set(people[1]))
+    for a in preds["annotations"]:
+        if a["image_id"] in last and a["track_id"] == track:
+            a["track_id"] = 999
+    pred_dir = tmp_path / "preds"
+    pred_dir.mkdir()
+    (pred_dir / path.name).write_text(json.dumps(preds))
+    (pred_dir / "000002_synthetic.json").write_text((gt / "000002_synthetic.json").read_text())
+    rc, stdout, _ = _cli(capsys, *score[:-1], str(pred_dir), "--json", "--no-poseval-compat")
+    stats = json.loads(stdout)
+    labelled = int(np.sum(np.array(people[0][track]["keypoints"])[2::3] > 0))
+    assert rc == 0 and 0 < stats["num_switches"] <= labelled and stats["num_misses"] == 0

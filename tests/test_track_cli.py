@@ -166,3 +166,31 @@ def test_estimator_adapter_gives_what_heatpose_eval_gives(tmp_path, codec):
         keypoints, scores = estimate(read_image(path, "bgr"), boxes)
         np.testing.assert_allclose(keypoints, preds.keypoints[rows], atol=1e-3)
         np.testing.assert_allclose(scores, preds.scores[rows], atol=1e-5)
+
+
+def test_track_several_clips_into_a_folder_as_one_by_one(tmp_path, checkpoint, capsys):
+    """Several inputs share one model load and write ``--out/<video>.json`` each, equal to one-by-one."""
+    root = tmp_path / "clips"
+    synth = ["synth", str(root), "--video", "--num-videos", "2", "--frames", "3", "--layout", "coco"]
+    assert main([*synth, "--width", "96", "--height", "80", "--split", "val", "--quiet"]) == 0
+    dets = str(root / "annotations" / "val_human_detections.json")
+    clips = [str(root / "images" / "val" / f"00000{i}_synthetic") for i in (1, 2)]
+    common = ["--checkpoint", str(checkpoint), "--boxes", dets, "--quiet", *EVERY_JOINT]
+    assert main(["track", *clips, "--out", str(tmp_path / "all"), *common]) == 0
+    for clip in clips:
+        name = clip.rsplit("/", 1)[1]
+        assert main(["track", clip, "--out", str(tmp_path / f"{name}.json"), *common]) == 0
+        together = json.loads((tmp_path / "all" / f"{name}.json").read_text())
+        assert together == json.loads((tmp_path / f"{name}.json").read_text())
+        assert together["images"][0]["file_name"].startswith(name + "/")
+    capsys.readouterr()
+    several = ["track", *clips, *common]
+    cases = [
+        ([*several, "--out", str(tmp_path / "t.json")], "--out is a folder"),
+        ([*several, "--out", str(tmp_path / "d"), "--vis", str(tmp_path / "v.mp4")], "take one input"),
+        (["track", clips[0], clips[0], *common, "--out", str(tmp_path / "d")], "overwrite each other"),
+    ]
+    for argv, fragment in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("heatpose: error: ") and fragment in err[0], err

@@ -40,6 +40,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
 import numpy as np
@@ -47,6 +48,7 @@ from scipy.optimize import linear_sum_assignment
 
 from heatpose.data.posetrack import PoseTrackFrame, PoseTrackPerson, PoseTrackVideo, read_posetrack
 from heatpose.errors import HeatposeError
+from heatpose.io import atomic_write_json
 from heatpose.keypoints import POSETRACK18
 
 DIST_THRESH = 0.5  # x head size
@@ -358,10 +360,14 @@ def score_posetrack_command(
     poseval_compat: bool = True,
     as_json: bool = False,
     out: TextIO | None = None,
+    out_dir: str | None = None,
 ) -> int:
-    """``heatpose score --metric posetrack --gt GT --preds TRACKS``: print the table, return 0."""
+    """``heatpose score --metric posetrack --gt GT --preds TRACKS [--out DIR]``: print the table (and
+    write the metrics to ``DIR/posetrack.json``), return 0."""
     out = sys.stdout if out is None else out
     stats = evaluate_posetrack(read_posetrack(gt_path), read_posetrack(preds_path), poseval_compat)
+    if out_dir is not None:
+        atomic_write_json(Path(out_dir) / "posetrack.json", stats, indent=2)
     if as_json:
         out.write(json.dumps(stats) + "\n")
     else:

@@ -1,5 +1,8 @@
 """``heatpose track VIDEO_OR_FRAME_DIR --checkpoint CKPT (--boxes DETS.json | --detector hog) --out T.json``.
 
+Several inputs (``heatpose track A B C ... --out DIR``) share one model load and write
+``DIR/<video name>.json`` each, as a PoseTrack results folder that ``heatpose score`` reads.
+
 Reads the frames (an OpenCV-readable video, or a folder of images in name order), gets person boxes
 from a detection file or the HOG detector, runs the tracker with the checkpoint's pose estimator,
 and writes a PoseTrack18 results json (``tracking/output.py``), optionally a video with each track
@@ -325,42 +328,63 @@ def track_command(args) -> int:
     from heatpose.tracking.estimator import XyxyDetector, load_pose_estimator
 
     config = tracker_config(args.tracker)
-    source = open_frames(args.input)
+    inputs = [args.input] if isinstance(args.input, str) else list(args.input)
+    sources = [open_frames(path) for path in inputs]
+    outs = _outputs_of([source.name for source in sources], args)
     estimate, schema, _ = load_pose_estimator(args.checkpoint, args.config, args.set, flip=args.flip)
     detector = None
     if args.detector == "hog":
         detector = XyxyDetector()
     elif args.detector is not None:
         detector = _onnx_detector(args.detector, config.det_score_thr)
-    smoother = TrackSmoother(
-        args.smooth,
-        args.one_euro if args.smooth == "one-euro" else args.savgol if args.smooth == "savgol" else None,
-        fps=source.fps,
-    )
     if args.kpt_thr is not None and not 0.0 <= args.kpt_thr <= 1.0:
         raise HeatposeError(f"--kpt-thr must be in [0, 1], got {args.kpt_thr}")
-    summary = track_video(
-        source,
-        estimate,
-        schema,
-        config,
-        args.out,
-        detections=args.boxes,
-        detector=detector,
-        vis_path=args.vis,
-        progress=not args.quiet,
-        csv_path=args.csv,
-        jsonl_path=args.jsonl,
-        kpt_thr=args.kpt_thr,
-        smoother=smoother,
-    )
-    written = [p for p in (args.out, args.vis, args.csv, args.jsonl) if p]
-    print(f"wrote {', '.join(written)}" + (f" ({args.smooth} smoothing)" if args.smooth != "none" else ""))
-    print(format_breakdown(summary), file=sys.stdout)
-    if summary["interrupted"]:
-        print("heatpose: interrupted (the outputs hold every finished frame)", file=sys.stderr)
-        return 130
+    for source, out in zip(sources, outs, strict=True):
+        smoother = TrackSmoother(
+            args.smooth,
+            args.one_euro if args.smooth == "one-euro" else args.savgol if args.smooth == "savgol" else None,
+            fps=source.fps,
+        )
+        summary = track_video(
+            source,
+            estimate,
+            schema,
+            config,
+            out,
+            detections=args.boxes,
+            detector=detector,
+            vis_path=args.vis,
+            progress=not args.quiet,
+            csv_path=args.csv,
+            jsonl_path=args.jsonl,
+            kpt_thr=args.kpt_thr,
+            smoother=smoother,
+        )
+        written = [str(p) for p in (out, args.vis, args.csv, args.jsonl) if p]
+        smoothing = f" ({args.smooth} smoothing)" if args.smooth != "none" else ""
+        print(f"wrote {', '.join(written)}{smoothing}")
+        print(format_breakdown(summary), file=sys.stdout)
+        if summary["interrupted"]:
+            print("heatpose: interrupted (the outputs hold every finished frame)", file=sys.stderr)
+            return 130
     return 0
+
+
+def _outputs_of(names: list[str], args) -> list[Path]:
+    """The tracks json of each input: ``--out`` itself for one input, ``--out/<video name>.json`` for
+    several (one model load for a whole PoseTrack split); the per-frame outputs take one input."""
+    if len(names) == 1:
+        return [Path(args.out)]
+    if args.vis or args.csv or args.jsonl:
+        raise HeatposeError("--vis, --csv and --jsonl take one input; track the videos one at a time")
+    if Path(args.out).suffix.lower() == ".json":
+        raise HeatposeError(f"--out {args.out}: with several inputs --out is a folder (one json per video)")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise HeatposeError(
+            f"several inputs are named {repeated[0]!r}; their tracks would overwrite each other"
+        )
+    return [Path(args.out) / f"{n}.json" for n in names]
 
 
 def _onnx_detector(path: str, score_thr: float) -> Detector:
