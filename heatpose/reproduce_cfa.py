@@ -235,7 +235,12 @@ def _write_row_config(out: Path, row: TableRow, minutes: float, size: str) -> Pa
     probe_cfg = row_config(out, row, 1, size)
     probe_cfg["model"]["init_from"] = ""  # the probe times the architecture; no weights needed
     speed = probe_samples_per_s(config_from_dict(probe_cfg)) if minutes > 0 else 1.0
-    epochs = epochs_for_budget(minutes, train_people(out / "data", row), speed)
+    people = train_people(out / "data", row)
+    # Deep cascades fit one or two epochs in a minute or two, so round to the nearest epoch (half an
+    # epoch more budget, floored) and allow a single one: flooring or a 2-epoch minimum would give
+    # some rows half and others twice the minutes of the rest.
+    half_epoch_min = 0.5 * people / speed / 60 if minutes > 0 else 0.0
+    epochs = epochs_for_budget(minutes + half_epoch_min, people, speed, minimum=1)
     header = (
         f"# heatpose reproduce {NAME}: row {row.name} ({row.label}), {epochs} epochs = {minutes:g} min here\n"
     )

@@ -115,3 +115,27 @@ def test_ctrl_c_inside_a_step_names_the_resume_command(tmp_path, capsys):
         )
     assert "Continue with: heatpose reproduce cfa-stages --out X" in capsys.readouterr().err
     assert (tmp_path / ".steps" / "s0").is_file() and not (tmp_path / ".steps" / "s1").exists()
+
+
+def test_epochs_are_the_nearest_whole_number_that_fits_the_budget(tmp_path, monkeypatch):
+    import heatpose.budget
+    from heatpose.reproduce_cfa import _write_row_config
+
+    ann = tmp_path / "data" / "annotations"
+    ann.mkdir(parents=True)
+    people = {"annotations": [{"keypoints": [1, 1, 2]}] * 100}
+    for split in ("train", "extra"):
+        (ann / f"person_keypoints_{split}.json").write_text(json.dumps(people))
+    rows = {r.name: r for r in CFA_STAGES.rows}
+    for speed, row, epochs in (
+        (2.7, "s1", 2),
+        (2.3, "s1", 1),
+        (5.4, "s3_extra", 2),
+        (0.3, "s2", 1),
+        (17.0, "s2", 10),
+    ):
+        monkeypatch.setattr(heatpose.budget, "probe_samples_per_s", lambda cfg, s=speed: s)
+        path = _write_row_config(
+            tmp_path, rows[row], 1.0, "tiny"
+        )  # 60 s x speed / people (200 with extra) epochs
+        assert yaml.safe_load(path.read_text())["train"]["epochs"] == epochs, (speed, row)
