@@ -496,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("reproduce", help="re-run a seed paper's ablation table on synthetic data")
-    p.add_argument("table", choices=("sb-table1", "sb-tracking"))
+    p.add_argument("table", choices=("sb-table1", "sb-tracking", "cfa-stages"))
     p.add_argument("--out", default=None, help="default: reproduce_<table>")
     p.add_argument(
         "--minutes-per-row",

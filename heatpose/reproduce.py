@@ -196,8 +196,13 @@ def reproduce(
         return reproduce_tracking(out, minutes_per_row, only, size, checkpoint)
     if checkpoint is not None:
         raise HeatposeError(f"--checkpoint is for sb-tracking; {table_name} trains a model per row")
+    if table_name == "cfa-stages":  # its own data, row dependencies and PCKh: heatpose/reproduce_cfa.py
+        from heatpose.reproduce_cfa import reproduce_cfa_stages
+
+        return reproduce_cfa_stages(out, minutes_per_row, only, size)
     if table_name not in TABLES:
-        raise HeatposeError(f"unknown table {table_name!r}; choose one of {', '.join(TABLES)}, sb-tracking")
+        names = ", ".join([*TABLES, "sb-tracking", "cfa-stages"])
+        raise HeatposeError(f"unknown table {table_name!r}; choose one of {names}")
     if not minutes_per_row >= 0 or not math.isfinite(minutes_per_row):
         raise HeatposeError(f"--minutes-per-row must be >= 0, got {minutes_per_row}")
     table = TABLES[table_name]

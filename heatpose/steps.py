@@ -96,6 +96,8 @@ def run_steps(
             print(f"{step.title}: {step.command}", file=sys.stderr)
             tic = time.perf_counter()
             status = run_command(step.argv)
+            if status == 130:  # the command caught Ctrl-C itself (cli.main): stop here, say how to resume
+                raise KeyboardInterrupt
             if status != 0:
                 raise HeatposeError(f"step {step.name!r} failed (exit {status}): {step.command}")
             timings[step.name] = time.perf_counter() - tic
