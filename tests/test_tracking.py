@@ -145,3 +145,34 @@ def test_propagated_boxes_keep_a_track_through_a_missed_detection():
         tracker = PoseTracker(estimate, sigmas, TrackerConfig(propagate=propagate, similarity="oks"))
         ids = [[p.track_id for p in tracker.step(frame, b, np.ones(len(b)))] for b in (box, box[:0], box)]
         assert ids == expected
+
+
+def test_a_propagated_pose_near_a_detected_one_is_dropped_but_two_detected_people_stay():
+    """The network's pose in an offset propagated box differs from the detected box's pose of the
+    same person (OKS 0.44 here): ``propagated_pose_oks`` drops it, where the all-pose OKS-NMS at 0.7
+    would keep both and the duplicate would propagate itself on. Two *detected* people that close
+    stay two (only the propagated side is checked at the looser threshold)."""
+    frame = np.zeros((120, 160, 3), np.uint8)
+    sigmas = np.full(4, 0.08)
+    base = np.array([[60.0, 30.0], [70.0, 60.0], [60.0, 90.0], [80.0, 90.0]])
+    shifted = base + np.array([10.0, 6.0])  # the same person from an offset box: OKS 0.44
+
+    def estimate(image, boxes):
+        # the first box of each frame gets ``base``, any other box the shifted pose
+        poses = [base if i == 0 else shifted for i in range(len(boxes))]
+        return np.stack(poses), np.array([[1.0] * 4] + [[0.9] * 4] * (len(boxes) - 1))
+
+    box = np.array([[50.0, 20.0, 90.0, 100.0]])
+    cfg = TrackerConfig(similarity="oks", propagate=True, box_nms_iou=0.99)
+    tracker = PoseTracker(estimate, sigmas, cfg)
+    tracker.step(frame, box, np.ones(1))
+    # frame 1: the detector's box, and frame 0's pose propagated (offset box -> shifted pose)
+    out = tracker.step(frame, box + np.array([0.0, 0.0, 8.0, 8.0]), np.ones(1))
+    assert [p.propagated for p in out] == [False]
+    loose = PoseTracker(estimate, sigmas, TrackerConfig(**{**cfg.__dict__, "propagated_pose_oks": 1.0}))
+    loose.step(frame, box, np.ones(1))
+    assert len(loose.step(frame, box + np.array([0.0, 0.0, 8.0, 8.0]), np.ones(1))) == 2
+    # two detected boxes with the same two poses: both kept
+    both = PoseTracker(estimate, sigmas, TrackerConfig(similarity="oks", propagate=False))
+    far = box + np.array([60.0, 0.0, 60.0, 0.0])  # no box overlap: only the poses are close
+    assert len(both.step(frame, np.concatenate([box, far]), np.ones(2))) == 2
