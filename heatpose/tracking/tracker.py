@@ -19,7 +19,7 @@ Per frame:
 Values the paper does not publish, chosen here (all in :class:`TrackerConfig`): L_Q = 5 frames,
 box NMS IoU 0.7, propagated boxes scored 0.45 (under the detector threshold, so a detected box wins
 the NMS against the propagated box of the same person), minimum similarity 0.2, at least 2 joints
-per pose, pose OKS-NMS 0.7 and propagated-duplicate OKS 0.3. docs/tracking.md says how they were chosen.
+per pose, pose OKS-NMS 0.7 and propagated-duplicate OKS 0.5. docs/tracking.md says how they were chosen.
 
 Flow is computed once per frame pair and used at once: every remembered pose is moved by the
 newest flow as soon as it exists (its ``moved`` joints), so no flow outlives its frame, however
@@ -61,7 +61,7 @@ class TrackerConfig:
     min_similarity: float = 0.2
     min_pose_joints: int = 2  # a pose needs this many joints scoring >= joint_score_thr
     pose_nms_oks: float = 0.7
-    propagated_pose_oks: float = 0.3  # a propagated box's pose this close to a detected box's pose is dropped
+    propagated_pose_oks: float = 0.5  # a propagated box's pose this close to a detected box's pose is dropped
     flow: str = "dis"  # dis | farneback
     flow_scale: float = 1.0  # compute the flow on frames resized by this factor
 
