@@ -26,7 +26,7 @@ from typing import Any
 
 from heatpose.errors import HeatposeError
 from heatpose.io import atomic_write, atomic_write_json, atomic_write_text, load_json
-from heatpose.steps import CommandStep, run_steps, step_seconds, synth_steps
+from heatpose.steps import CommandStep, pick_rows, run_steps, step_seconds, synth_steps, train_eval_steps
 
 
 @dataclass(frozen=True)
@@ -147,31 +147,7 @@ def build_steps(
     data = out / "data"
     steps = synth_steps(data, sizes["train"], sizes["val"], sizes["width"], sizes["height"])
     for row in rows:
-        row_dir = out / "rows" / row.name
-        cfg = str(row_dir / "config.yaml")
-        steps.append(
-            CommandStep(
-                f"train_{row.name}",
-                f"train row {row.name} ({row.label})",
-                ["train", cfg, "--work-dir", str(row_dir / "train")],
-                [row_dir / "train" / "best.pth"],
-            )
-        )
-        steps.append(
-            CommandStep(
-                f"eval_{row.name}",
-                f"score row {row.name}",
-                [
-                    "eval",
-                    cfg,
-                    "--checkpoint",
-                    str(row_dir / "train" / "best.pth"),
-                    "--out-dir",
-                    str(row_dir / "eval"),
-                ],
-                [row_dir / "eval" / "eval_meta.json"],
-            )
-        )
+        steps += train_eval_steps(row.name, row.label, out / "rows" / row.name)
     return steps
 
 
@@ -206,14 +182,7 @@ def reproduce(
     if not minutes_per_row >= 0 or not math.isfinite(minutes_per_row):
         raise HeatposeError(f"--minutes-per-row must be >= 0, got {minutes_per_row}")
     table = TABLES[table_name]
-    rows = table.rows
-    if only:
-        unknown = sorted(set(only) - {r.name for r in rows})
-        if unknown:
-            raise HeatposeError(
-                f"unknown row(s) {', '.join(unknown)}; rows: {', '.join(r.name for r in rows)}"
-            )
-        rows = tuple(r for r in rows if r.name in only)
+    rows = pick_rows(table.rows, only)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data = out / "data"

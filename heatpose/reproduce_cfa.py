@@ -34,7 +34,7 @@ from typing import Any
 from heatpose.errors import HeatposeError
 from heatpose.io import atomic_write, atomic_write_json, atomic_write_text
 from heatpose.reproduce import Table, TableRow, _merge, collect_results
-from heatpose.steps import CommandStep, run_steps
+from heatpose.steps import CommandStep, pick_rows, run_steps, train_eval_steps
 
 NAME = "cfa-stages"
 
@@ -269,40 +269,19 @@ def data_steps(data: Path, size: dict[str, int]) -> list[CommandStep]:
 def build_steps(out: Path, rows: tuple[TableRow, ...], size: dict[str, int]) -> list[CommandStep]:
     steps = data_steps(out / "data", size)
     for row in rows:
-        row_dir = out / "rows" / row.name
-        cfg = str(row_dir / "config.yaml")
-        ckpt = str(row_dir / "train" / "best.pth")
-        steps.append(
-            CommandStep(
-                f"train_{row.name}",
-                f"train row {row.name} ({row.label})",
-                ["train", cfg, "--work-dir", str(row_dir / "train")],
-                [row_dir / "train" / "best.pth"],
-            )
-        )
-        steps.append(
-            CommandStep(
-                f"eval_{row.name}",
-                f"score row {row.name}",
-                ["eval", cfg, "--checkpoint", ckpt, "--out-dir", str(row_dir / "eval")],
-                [row_dir / "eval" / "eval_meta.json"],
-            )
-        )
+        steps += train_eval_steps(row.name, row.label, out / "rows" / row.name)
     return steps
 
 
 def select_rows(only: list[str] | None) -> tuple[TableRow, ...]:
     """The rows to run, in table order; a grown row brings the row it grows from."""
-    rows = CFA_STAGES.rows
     if not only:
-        return rows
-    unknown = sorted(set(only) - {r.name for r in rows})
-    if unknown:
-        raise HeatposeError(f"unknown row(s) {', '.join(unknown)}; rows: {', '.join(r.name for r in rows)}")
+        return CFA_STAGES.rows
+    pick_rows(CFA_STAGES.rows, only)  # an unknown name is an error
     wanted = set(only) | {GROWN_FROM[n] for n in only if n in GROWN_FROM}
     for name in sorted(wanted - set(only)):
         print(f"row {name} added: a selected row grows from it", file=sys.stderr)
-    return tuple(r for r in rows if r.name in wanted)
+    return pick_rows(CFA_STAGES.rows, sorted(wanted))
 
 
 def reproduce_cfa_stages(

@@ -38,7 +38,7 @@ from typing import Any
 from heatpose.demo import PRESETS, DemoPreset, demo_config
 from heatpose.errors import HeatposeError
 from heatpose.io import atomic_write, atomic_write_json, atomic_write_text, load_json
-from heatpose.steps import CommandStep, run_steps, step_seconds, synth_steps
+from heatpose.steps import CommandStep, pick_rows, run_steps, step_seconds, synth_steps
 
 TITLE = "Simple Baselines tracking ablation, re-run on synthetic clips with a model trained here"
 PAPER_SETTING = "PoseTrack 2017 val, ResNet-50 at 256x192, FPN-DCN detector (Xiao et al. 2018)"
@@ -258,14 +258,7 @@ def reproduce_tracking(
         raise HeatposeError(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise HeatposeError(f"checkpoint not found: {checkpoint}")
-    rows = ROWS
-    if only:
-        unknown = sorted(set(only) - {r.name for r in ROWS})
-        if unknown:
-            raise HeatposeError(
-                f"unknown row(s) {', '.join(unknown)}; rows: {', '.join(r.name for r in ROWS)}"
-            )
-        rows = tuple(r for r in ROWS if r.name in only)
+    rows = pick_rows(ROWS, only)
     run_size = SIZES[size]
     run_size = dataclasses.replace(
         run_size, model=dataclasses.replace(run_size.model, minutes=float(minutes))

@@ -61,6 +61,36 @@ def synth_steps(data: Path, train_images: int, val_images: int, width: int, heig
     ]
 
 
+def train_eval_steps(name: str, label: str, row_dir: Path) -> list[CommandStep]:
+    """One table row: ``heatpose train ROW_DIR/config.yaml`` into ``ROW_DIR/train``, then ``eval`` of its
+    ``best.pth`` into ``ROW_DIR/eval``."""
+    cfg, ckpt = str(row_dir / "config.yaml"), row_dir / "train" / "best.pth"
+    return [
+        CommandStep(
+            f"train_{name}",
+            f"train row {name} ({label})",
+            ["train", cfg, "--work-dir", str(row_dir / "train")],
+            [ckpt],
+        ),
+        CommandStep(
+            f"eval_{name}",
+            f"score row {name}",
+            ["eval", cfg, "--checkpoint", str(ckpt), "--out-dir", str(row_dir / "eval")],
+            [row_dir / "eval" / "eval_meta.json"],
+        ),
+    ]
+
+
+def pick_rows(rows: tuple, only: list[str] | None) -> tuple:
+    """``rows`` (objects with a ``name``) kept to ``only``, in table order; an unknown name is an error."""
+    if not only:
+        return rows
+    unknown = sorted(set(only) - {r.name for r in rows})
+    if unknown:
+        raise HeatposeError(f"unknown row(s) {', '.join(unknown)}; rows: {', '.join(r.name for r in rows)}")
+    return tuple(r for r in rows if r.name in only)
+
+
 def step_done(out: Path, step: CommandStep) -> bool:
     return (out / ".steps" / step.name).is_file() and all(p.exists() for p in step.outputs)
 
