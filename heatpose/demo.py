@@ -68,6 +68,7 @@ def demo_config(out: Path, preset: DemoPreset, epochs: int, amp: str = "auto") -
             "input_size": list(preset.input_size),
             "subpixel_targets": True,
             "codec": "udp",
+            "sigma": 1.5,
             "box_enlarge": 1.1,
             "rot_factor": 15.0,
         },
