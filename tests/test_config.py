@@ -3,6 +3,7 @@ fail with one clear message naming the key."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -76,6 +77,22 @@ def test_synthetic_config_points_at_heatpose_synth_output():
     assert cfg.data.train_ann == "data/synthetic/annotations/person_keypoints_train.json"
     assert cfg.data.val_images == "data/synthetic/images/val"
     assert cfg.model.pretrained == "" and cfg.test.boxes == "gt"
+
+
+def test_raised_synthetic_recipe_differs_only_where_docs_results_says():
+    """docs/results.md's 15-minute raised run: 3 x 128 head, UDP, sigma 1.5, 19 epochs, lr steps 13/17;
+    everything else is the 3 x 256 recipe."""
+    base = load_config(CONFIGS / "synthetic" / "res18_128x96_d256x3_adam_lr1e-3.yaml")
+    raised = load_config(CONFIGS / "synthetic" / "res18_128x96_d128x3_adam_lr1e-3_udp.yaml")
+    assert (raised.model.num_deconv_filters, raised.data.codec, raised.data.sigma) == (128, "udp", 1.5)
+    assert (raised.train.epochs, raised.train.lr_steps) == (19, [13, 17])
+    expected = dataclasses.replace(
+        base,
+        model=dataclasses.replace(base.model, num_deconv_filters=128),
+        data=dataclasses.replace(base.data, codec="udp", sigma=1.5),
+        train=dataclasses.replace(base.train, epochs=19, lr_steps=[13, 17]),
+    )
+    assert raised == expected
 
 
 def test_overrides_and_round_trip(tmp_path):
