@@ -17,7 +17,6 @@ an interrupted run continues where it stopped.
 from __future__ import annotations
 
 import copy
-import math
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -26,7 +25,15 @@ from typing import Any
 
 from heatpose.errors import HeatposeError
 from heatpose.io import atomic_write, atomic_write_json, atomic_write_text, load_json
-from heatpose.steps import CommandStep, pick_rows, run_steps, step_seconds, synth_steps, train_eval_steps
+from heatpose.steps import (
+    CommandStep,
+    check_minutes_per_row,
+    pick_rows,
+    run_steps,
+    step_seconds,
+    synth_steps,
+    train_eval_steps,
+)
 
 
 @dataclass(frozen=True)
@@ -179,8 +186,7 @@ def reproduce(
     if table_name not in TABLES:
         names = ", ".join([*TABLES, "sb-tracking", "cfa-stages"])
         raise HeatposeError(f"unknown table {table_name!r}; choose one of {names}")
-    if not minutes_per_row >= 0 or not math.isfinite(minutes_per_row):
-        raise HeatposeError(f"--minutes-per-row must be >= 0, got {minutes_per_row}")
+    check_minutes_per_row(minutes_per_row)
     table = TABLES[table_name]
     rows = pick_rows(table.rows, only)
     out = Path(out)

@@ -34,7 +34,7 @@ from typing import Any
 from heatpose.errors import HeatposeError
 from heatpose.io import atomic_write, atomic_write_json, atomic_write_text
 from heatpose.reproduce import Table, TableRow, _merge, collect_results
-from heatpose.steps import CommandStep, pick_rows, run_steps, train_eval_steps
+from heatpose.steps import CommandStep, check_minutes_per_row, pick_rows, run_steps, train_eval_steps
 
 NAME = "cfa-stages"
 
@@ -288,8 +288,7 @@ def reproduce_cfa_stages(
     out: str | Path, minutes_per_row: float = 2.0, only: list[str] | None = None, size: str = "standard"
 ) -> Path:
     """Run every row of ``cfa-stages`` not yet done; write table.md, table.png and results.json."""
-    if not minutes_per_row >= 0 or not math.isfinite(minutes_per_row):
-        raise HeatposeError(f"--minutes-per-row must be >= 0, got {minutes_per_row}")
+    check_minutes_per_row(minutes_per_row)
     rows = select_rows(only)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

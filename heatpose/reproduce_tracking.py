@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
-import math
 import shlex
 import sys
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from typing import Any
 from heatpose.demo import PRESETS, DemoPreset, demo_config
 from heatpose.errors import HeatposeError
 from heatpose.io import atomic_write, atomic_write_json, atomic_write_text, load_json
-from heatpose.steps import CommandStep, pick_rows, run_steps, step_seconds, synth_steps
+from heatpose.steps import CommandStep, check_minutes_per_row, pick_rows, run_steps, step_seconds, synth_steps
 
 TITLE = "Simple Baselines tracking ablation, re-run on synthetic clips with a model trained here"
 PAPER_SETTING = "PoseTrack 2017 val, ResNet-50 at 256x192, FPN-DCN detector (Xiao et al. 2018)"
@@ -252,8 +251,7 @@ def reproduce_tracking(
     checkpoint: str | None = None,
 ) -> Path:
     """Run every step of the tracker ablation not yet done; write table.md, table.png, results.json."""
-    if not minutes >= 0 or not math.isfinite(minutes):
-        raise HeatposeError(f"--minutes-per-row must be >= 0, got {minutes}")
+    check_minutes_per_row(minutes)
     if size not in SIZES:
         raise HeatposeError(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
     if checkpoint is not None and not Path(checkpoint).is_file():

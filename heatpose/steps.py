@@ -9,6 +9,7 @@ finished steps, and a training step whose work dir holds ``latest.pth`` continue
 
 from __future__ import annotations
 
+import math
 import shlex
 import sys
 import time
@@ -59,6 +60,12 @@ def synth_steps(data: Path, train_images: int, val_images: int, width: int, heig
             ("val", val_images, "1", "held-out validation set"),
         )
     ]
+
+
+def check_minutes_per_row(minutes: float) -> None:
+    """``--minutes-per-row`` of every ``heatpose reproduce`` table: a finite number >= 0."""
+    if not minutes >= 0 or not math.isfinite(minutes):
+        raise HeatposeError(f"--minutes-per-row must be >= 0, got {minutes}")
 
 
 def train_eval_steps(name: str, label: str, row_dir: Path) -> list[CommandStep]:
