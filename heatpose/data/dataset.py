@@ -236,16 +236,29 @@ def build_dataset(
     if not samples:
         raise HeatposeError(f"no people to use in {ann} ({split} split, boxes: {box_source})")
     augmentation = train_augmentation(cfg) if split == "train" else None
+    return dataset_from_config(cfg, samples, build_codec(cfg), schema, augmentation, coco_gt=gt)
+
+
+def dataset_from_config(
+    cfg: ExperimentConfig,
+    samples: list[PersonSample],
+    codec: HeatmapCodec,
+    schema: KeypointSchema,
+    augmentation: Augmentation | None,
+    coco_gt: CocoGT | None = None,
+) -> PoseDataset:
+    """A :class:`PoseDataset` of ``samples`` with the config's colour order, mean/std and seed: the one
+    place the ``data``/``train`` keys become dataset arguments (single and mixed training sets)."""
     return PoseDataset(
         samples,
-        build_codec(cfg),
+        codec,
         schema,
         color_order=cfg.data.color_order,
         mean=tuple(cfg.data.mean),
         std=tuple(cfg.data.std),
         augmentation=augmentation,
         seed=cfg.train.seed,
-        coco_gt=gt,
+        coco_gt=coco_gt,
     )
 
 

@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 from heatpose.config import ExperimentConfig, TrainSetConfig
 from heatpose.data.aic import read_aic_people
 from heatpose.data.coco import read_coco_people
-from heatpose.data.dataset import PoseDataset, build_codec, train_augmentation
+from heatpose.data.dataset import PoseDataset, build_codec, dataset_from_config, train_augmentation
 from heatpose.data.records import PersonSample
 from heatpose.errors import HeatposeError
 from heatpose.keypoints import KeypointSchema, get_schema, map_keypoints, schema_mapping
@@ -116,16 +116,5 @@ def build_mixed_dataset(cfg: ExperimentConfig, target: KeypointSchema | None = N
         samples = [s for s in samples if s.keypoints[:, 2].max() > 0]  # nothing left to learn from
         if not samples:
             raise HeatposeError(f"train set {ts.ann}: no person with a joint of schema {target.name!r}")
-        datasets.append(
-            PoseDataset(
-                samples,
-                codec,
-                target,
-                color_order=cfg.data.color_order,
-                mean=tuple(cfg.data.mean),
-                std=tuple(cfg.data.std),
-                augmentation=augmentation,
-                seed=cfg.train.seed,
-            )
-        )
+        datasets.append(dataset_from_config(cfg, samples, codec, target, augmentation))
     return MixedPoseDataset(datasets, [ts.ratio for ts in cfg.data.train_sets], seed=cfg.train.seed)
