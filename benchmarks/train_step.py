@@ -36,11 +36,20 @@ MODES = {  # name -> (train.amp, channels_last)
 
 
 def measure(
-    depth: int, width: int, height: int, batch: int, mode: str, warmup: int, iters: int, device: torch.device
+    depth: int,
+    width: int,
+    height: int,
+    batch: int,
+    mode: str,
+    warmup: int,
+    iters: int,
+    device: torch.device,
+    deconv_filters: int = 256,
 ) -> dict:
     amp, channels_last = MODES[mode]
     torch.manual_seed(0)
-    model = build_model(ModelConfig(backbone_depth=depth)).to(device).train()
+    model_cfg = ModelConfig(backbone_depth=depth, num_deconv_filters=deconv_filters)
+    model = build_model(model_cfg).to(device).train()
     images = torch.randn(batch, 3, height, width, device=device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -64,6 +73,7 @@ def measure(
     median, best = statistics.median(times), min(times)
     return {
         "depth": depth,
+        "deconv_filters": deconv_filters,
         "input": f"{height}x{width}",
         "batch": batch,
         "mode": mode,
@@ -82,6 +92,9 @@ def main() -> None:
     parser.add_argument("--depths", type=int, nargs="+", default=[18, 50])
     parser.add_argument("--input", default="192x256", help="WIDTHxHEIGHT (default 192x256, i.e. 256x192 HxW)")
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument(
+        "--deconv-filters", type=int, default=256, help="filters per deconv layer (paper: 256)"
+    )
     parser.add_argument("--modes", nargs="+", default=["fp32", "bf16+cl"], choices=sorted(MODES))
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iters", type=int, default=5)
@@ -106,11 +119,19 @@ def main() -> None:
         print("|" + " --- |" * len(columns))
     for depth in args.depths:
         for mode in args.modes:
-            row = measure(depth, width, height, args.batch, mode, args.warmup, args.iters, device)
+            row = measure(
+                depth, width, height, args.batch, mode, args.warmup, args.iters, device, args.deconv_filters
+            )
             if args.json:
                 print(json.dumps(row), flush=True)
                 continue
-            cells = [f"R{depth}", row["input"], row["batch"], mode, f"{row['median_s_per_step']:.3f}"]
+            cells = [
+                f"R{depth} 3x{args.deconv_filters}",
+                row["input"],
+                row["batch"],
+                mode,
+                f"{row['median_s_per_step']:.3f}",
+            ]
             cells += [f"{row['samples_per_s']:.1f}", f"{row['best_samples_per_s']:.1f}"]
             print("| " + " | ".join(map(str, cells)) + " |", flush=True)
 

@@ -9,7 +9,8 @@ In one process it measures
   by :func:`model_flops`), i.e. the images/s a perfect implementation would reach;
 * **images/s** of the model alone for each path and batch size: ``eager-fp32`` (the plain
   NCHW fp32 forward the official code runs, the baseline), ``torch-fp32`` (BatchNorm folded +
-  channels_last), ``torch-bf16`` (the same under bf16 autocast), ``onnx-fp32`` (onnxruntime on
+  channels_last + on the CPU conv/ReLU/residual-add fusion, :mod:`heatpose.conv_fusion`),
+  ``torch-bf16`` (the same under bf16 autocast), ``onnx-fp32`` (onnxruntime on
   the exported, BN-folded graph); each with its share of the ceiling and its speed-up over
   the eager baseline, and the peak resident memory while it ran;
 * **persons/s end to end** for each path: JPEG decode, one crop per person, the model,

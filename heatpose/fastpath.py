@@ -1,4 +1,4 @@
-"""Inference-only model rewrites that keep the maths and cut the time: BN folding, channels_last.
+"""Inference-only model rewrites that keep the maths and cut the time: BN folding, fusion, NHWC.
 
 * **BatchNorm folding**: in eval mode ``BN(conv(x))`` is one convolution with scaled weights
   and a bias, so every Conv2d/ConvTranspose2d directly followed by a BatchNorm2d (ResNet's
@@ -6,6 +6,8 @@
   ``torch.fx`` graph, so it works for any traceable model without knowing its layer names.
 * **channels_last**: NHWC weights and activations, the layout oneDNN's fastest CPU
   convolutions use (and tensor cores on CUDA).
+* **conv + ReLU / residual-add fusion** on the CPU (:mod:`heatpose.conv_fusion`): one oneDNN
+  call per group instead of an extra pass over each activation per element-wise op.
 * **bf16 autocast** is applied around the call (:func:`heatpose.inference.autocast_context`);
   :func:`heatpose.engine.optim.cpu_has_native_bf16` says whether the CPU has it in hardware.
 """
@@ -17,6 +19,8 @@ import copy
 import torch
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from heatpose.conv_fusion import fuse_conv_pointwise, fusion_available
 
 _CONVS = (nn.Conv2d, nn.ConvTranspose2d)
 
@@ -70,13 +74,21 @@ def count_batchnorms(model: nn.Module) -> int:
 
 
 def optimize_for_inference(
-    model: nn.Module, device: torch.device | str = "cpu", fold_bn: bool = True, channels_last: bool = True
+    model: nn.Module,
+    device: torch.device | str = "cpu",
+    fold_bn: bool = True,
+    channels_last: bool = True,
+    fuse: bool = True,
 ) -> nn.Module:
-    """Eval-mode copy of ``model`` on ``device`` with BN folded and NHWC weights (both optional).
+    """Eval-mode copy of ``model`` on ``device`` with BN folded, NHWC weights and, on the CPU,
+    conv + ReLU / residual-add groups fused into oneDNN calls (each optional).
 
     Feed it ``x.contiguous(memory_format=torch.channels_last)`` when ``channels_last``.
     """
     model = fold_batchnorm(model) if fold_bn else copy.deepcopy(model).eval()
+    on_cpu = torch.device(device).type == "cpu"
+    if fuse and fold_bn and on_cpu and isinstance(model, fx.GraphModule) and fusion_available():
+        model = fuse_conv_pointwise(model)
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -95,6 +95,19 @@ def test_raised_synthetic_recipe_differs_only_where_docs_results_says():
     assert raised == expected
 
 
+def test_088_recipe_differs_from_the_raised_one_only_in_head_schedule_and_loading():
+    """docs/results.md's AP >= 0.88 run: the raised recipe with a 3 x 64 head, 18 epochs, lr steps
+    15/17, one validation at the end and data loading in the training process."""
+    raised = load_config(CONFIGS / "synthetic" / "res18_128x96_d128x3_adam_lr1e-3_udp.yaml")
+    final = load_config(CONFIGS / "synthetic" / "res18_128x96_d64x3_adam_lr1e-3_udp.yaml")
+    expected = dataclasses.replace(
+        raised,
+        model=dataclasses.replace(raised.model, num_deconv_filters=64),
+        train=dataclasses.replace(raised.train, epochs=18, lr_steps=[15, 17], val_interval=18, num_workers=0),
+    )
+    assert final == expected
+
+
 def test_overrides_and_round_trip(tmp_path):
     path = CONFIGS / "synthetic" / "res18_128x96_d256x3_adam_lr1e-3.yaml"
     cfg = load_config(path, ["train.lr=1e-4", "train.lr_steps=[3, 4]", "data.input_size=[192, 256]"])

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from model_helpers import randomize_batchnorm
 from torch import nn
 
 from heatpose.bench import format_report, model_flops, run_bench
@@ -30,11 +31,7 @@ TINY = {
 def tiny(tmp_path_factory):
     cfg = config_from_dict(TINY)
     torch.manual_seed(0)
-    model = build_model(cfg.model)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
+    model = randomize_batchnorm(build_model(cfg.model), affine=False)
     nn.init.normal_(model.head.final_layer.weight, std=0.1)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
     torch.save(

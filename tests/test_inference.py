@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from model_helpers import randomize_batchnorm
 from torch import nn
 
 from heatpose.codec import HeatmapCodec
@@ -28,14 +29,7 @@ def _tiny_model(seed: int = 0) -> nn.Module:
     cfg = config_from_dict(
         {"model": {"backbone_depth": 18, "num_deconv_filters": 16, "num_deconv_layers": 2}}
     )
-    model = build_model(cfg.model)
-    for m in model.modules():  # non-trivial BN statistics, so folding has something to fold
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.2, 0.2)
-    return model.eval()
+    return randomize_batchnorm(build_model(cfg.model))  # non-trivial BN, so folding has work to do
 
 
 def test_evaluate_reexports_the_inference_path():

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from model_helpers import randomize_batchnorm
 from torch import nn
 
 from heatpose.cli import main
@@ -31,11 +32,7 @@ TINY = {
 
 def _tiny_model(cfg, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
-    model = build_model(cfg.model)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
+    model = randomize_batchnorm(build_model(cfg.model), affine=False)
     nn.init.normal_(model.head.final_layer.weight, std=0.1)  # peaky heatmaps, unambiguous argmax
     return model.eval()
 
