@@ -56,6 +56,13 @@ class FusedConv(nn.Module):
         self.post = post
         self.add = add
         self.transposed = isinstance(conv, nn.ConvTranspose2d)
+        padding, stride, dilation = list(conv.padding), list(conv.stride), list(conv.dilation)
+        # the oneDNN ops' geometry arguments, fixed for the layer: built once, not per call
+        self._geometry: tuple = (
+            (padding, list(conv.output_padding), stride, dilation, conv.groups)
+            if self.transposed
+            else (padding, stride, dilation, conv.groups)
+        )
         self._cast: dict[torch.dtype, tuple[Tensor, Tensor | None]] = {}
 
     def extra_repr(self) -> str:
@@ -85,12 +92,9 @@ class FusedConv(nn.Module):
             return self._plain(x, other)
         weight, bias = self._weights(dtype)
         x = x.to(dtype)
-        c, ops = self.conv, torch.ops.mkldnn
-        geometry = (list(c.padding), list(c.stride), list(c.dilation), c.groups)
+        ops, geometry = torch.ops.mkldnn, self._geometry
         unary = (self.post, [], "")  # post-op name, its scalars, its algorithm
         if self.transposed:
-            padding, stride, dilation, groups = geometry
-            geometry = (padding, list(c.output_padding), stride, dilation, groups)
             return ops._convolution_transpose_pointwise(x, weight, bias, *geometry, *unary)
         if other is None:
             return ops._convolution_pointwise(x, weight, bias, *geometry, *unary)
