@@ -21,6 +21,7 @@ import time
 
 import torch
 
+from heatpose.allocator import freed_memory_kept, keep_freed_memory
 from heatpose.config import ModelConfig, TrainConfig
 from heatpose.engine.optim import OptimStep, build_optimizer, cpu_has_amx
 from heatpose.losses import JointsMSELoss
@@ -100,7 +101,14 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    parser.add_argument(
+        "--glibc-malloc-defaults",
+        action="store_true",
+        help="leave malloc as the process started (default: keep freed memory, as `heatpose train` does)",
+    )
     args = parser.parse_args()
+    if not args.glibc_malloc_defaults:
+        keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
     width, height = (int(v) for v in args.input.lower().split("x"))
@@ -109,7 +117,8 @@ def main() -> None:
         torch.cuda.get_device_name(0)
         if device.type == "cuda"
         else f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical cores, "
-        f"{torch.get_num_threads()} torch threads, AMX: {'yes' if cpu_has_amx() else 'no'}"
+        f"{torch.get_num_threads()} torch threads, AMX: {'yes' if cpu_has_amx() else 'no'}, "
+        f"freed memory kept: {'yes' if freed_memory_kept() else 'no'}"
     )
     print(f"# torch {torch.__version__} on {device}: {machine}")
     columns = ["model", "input (HxW)", "batch", "mode", "s/step (median)"]

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from heatpose import allocator
 from heatpose.config import ExperimentConfig, load_config
 from heatpose.data.dataset import build_codec
 from heatpose.data.transforms import box_to_center_scale
@@ -51,7 +52,8 @@ from heatpose.io import atomic_write_json
 from heatpose.models import build_model
 from heatpose.schema_io import resolve_num_joints, schema_for_config
 
-PATHS = ("eager-fp32", "torch-fp32", "torch-bf16", "onnx-fp32")
+PATHS = ("eager-fp32", "eager-fp32-reuse", "torch-fp32", "torch-bf16", "onnx-fp32")
+BASELINE = "eager-fp32"  # timed first, under the allocator settings the process started with
 
 
 # --------------------------------------------------------------------------- the ceiling
@@ -92,12 +94,29 @@ def model_flops(model: nn.Module, input_shape: tuple[int, int, int, int]) -> int
     return total // input_shape[0]
 
 
-def matmul_peak_gflops(dtype: torch.dtype, device: torch.device, size: int = 2048, reps: int = 5) -> float:
-    """Best GFLOP/s of a ``size`` x ``size`` matrix product (2 * size**3 FLOPs) over ``reps`` runs."""
+def matmul_peaks_gflops(
+    dtype: torch.dtype, device: torch.device, size: int = 2048, reps: int = 5
+) -> dict[str, float]:
+    """Best GFLOP/s of a ``size`` x ``size`` matrix product (2 * size**3 FLOPs) per library.
+
+    ``torch.mm`` goes to the BLAS PyTorch was built with (MKL on x86 CPUs, cuBLAS on CUDA); on
+    the CPU the convolutions go to oneDNN, whose own GEMM is measured too (``mkldnn._linear_pointwise``)
+    because the two differ by machine: on the AMD EPYC VM here MKL's fp32 GEMM ran at 136-171
+    GFLOP/s and oneDNN's at 184-211 (bf16: both about 400), so ``torch.mm`` alone put the
+    ceiling 20-30% too low. The machine's peak is the best of them.
+    """
     a = torch.randn(size, size, device=device).to(dtype)
     b = torch.randn(size, size, device=device).to(dtype)
-    times = _time(lambda: torch.mm(a, b), reps, device, warmup=2)
-    return 2 * size**3 / min(times) / 1e9
+    products: dict[str, Callable[[], Any]] = {"torch.mm": lambda: torch.mm(a, b)}
+    if (
+        device.type == "cpu"
+        and torch.backends.mkldnn.is_available()
+        and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    ):
+        weight = b.t().contiguous()  # linear computes a @ weight.T
+        products["oneDNN"] = lambda: torch.ops.mkldnn._linear_pointwise(a, weight, None, "none", [], "")
+    flop = 2 * size**3
+    return {name: flop / min(_time(fn, reps, device, warmup=2)) / 1e9 for name, fn in products.items()}
 
 
 def _sync(device: torch.device) -> None:
@@ -146,8 +165,8 @@ def build_paths(
     """name -> (callable on (N, 3, H, W), the settings that say how to feed it)."""
     paths: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], InferenceSettings]] = {}
     plain = InferenceSettings(flip=False, batch_size=1 << 30)
-    for name in wanted:
-        if name == "eager-fp32":
+    for name in sorted(wanted, key=lambda p: PATHS.index(p) if p in PATHS else len(PATHS)):
+        if name in ("eager-fp32", "eager-fp32-reuse"):
             paths[name] = (model.to(device).eval(), plain)
         elif name == "torch-fp32":
             fast = optimize_for_inference(model, device)
@@ -198,14 +217,13 @@ def run_bench(
     schema = schema_for_config(cfg)
     flops = model_flops(model.to(device), (1, 3, h, w))
     native_bf16 = device.type == "cuda" or cpu_has_native_bf16()
-    peaks32: list[float] = []
-    peaks16: list[float] = []
+    peaks: dict[torch.dtype, dict[str, list[float]]] = {torch.float32: {}, torch.bfloat16: {}}
 
     def measure_peaks() -> None:
         # measured before every path and at the end: on a shared machine the best rate seen is the ceiling
-        peaks32.append(matmul_peak_gflops(torch.float32, device, matmul_size))
-        if native_bf16:
-            peaks16.append(matmul_peak_gflops(torch.bfloat16, device, matmul_size))
+        for dtype in (torch.float32, torch.bfloat16) if native_bf16 else (torch.float32,):
+            for library, gflops in matmul_peaks_gflops(dtype, device, matmul_size).items():
+                peaks[dtype].setdefault(library, []).append(gflops)
 
     if not native_bf16:
         paths = [p for p in paths if p != "torch-bf16"]
@@ -213,8 +231,12 @@ def run_bench(
     jpeg = _test_jpeg()
     gen = torch.Generator().manual_seed(0)
     rows = []
+    baseline_allocator = "freed memory kept" if allocator.freed_memory_kept() else "glibc defaults"
     for name, (fn, settings) in built.items():
+        if name != BASELINE:  # every heatpose command runs with it (heatpose.allocator)
+            allocator.keep_freed_memory()
         measure_peaks()
+        allocator.release_free_memory()  # so each path's peak memory is its own
         for batch in batches:
             x = torch.randn(batch, 3, h, w, generator=gen).to(device)
             _reset_peak_rss()
@@ -236,9 +258,10 @@ def run_bench(
                 }
             )
     measure_peaks()
-    peak32 = max(peaks32)
-    peak16 = max(peaks16) if peaks16 else None
-    baseline = {r["batch"]: r["images_per_s"] for r in rows if r["path"] == "eager-fp32"}
+    best = {dtype: {lib: max(seen) for lib, seen in by_lib.items()} for dtype, by_lib in peaks.items()}
+    peak32 = max(best[torch.float32].values())
+    peak16 = max(best[torch.bfloat16].values()) if best[torch.bfloat16] else None
+    baseline = {r["batch"]: r["images_per_s"] for r in rows if r["path"] == BASELINE}
     for r in rows:
         ceiling_gflops = peak16 if r.pop("bf16") else peak32
         r["share_of_ceiling"] = r["images_per_s"] * flops / (ceiling_gflops * 1e9)
@@ -252,8 +275,16 @@ def run_bench(
         "gflops_per_image": flops / 1e9,
         "fp32_matmul_peak_gflops": peak32,
         "bf16_matmul_peak_gflops": peak16,
-        "fp32_matmul_peaks_seen": peaks32,
-        "bf16_matmul_peaks_seen": peaks16,
+        "fp32_matmul_peaks_seen": _per_measurement(peaks[torch.float32]),
+        "bf16_matmul_peaks_seen": _per_measurement(peaks[torch.bfloat16]),
+        "fp32_matmul_peak_by_library": best[torch.float32],
+        "bf16_matmul_peak_by_library": best[torch.bfloat16] or None,
+        "allocator": {
+            BASELINE: baseline_allocator,
+            "other paths": "freed memory kept"
+            if allocator.freed_memory_kept()
+            else "glibc defaults (not glibc)",
+        },
         "fp32_ceiling_images_per_s": peak32 * 1e9 / flops,
         "bf16_ceiling_images_per_s": peak16 * 1e9 / flops if peak16 else None,
         "native_bf16": native_bf16,
@@ -322,6 +353,22 @@ def _device_name(device: torch.device) -> str:
     return platform.processor() or "cpu"
 
 
+def _per_measurement(by_library: dict[str, list[float]]) -> list[float]:
+    """The best library's rate at each measurement."""
+    return [max(rates) for rates in zip(*by_library.values(), strict=True)]
+
+
+def _peak_line(r: dict[str, Any], precision: str) -> str:
+    """``fp32 matmul peak 205 GFLOP/s (best of ...) [torch.mm 160, oneDNN 205] -> ceiling ...``."""
+    by_library = r[f"{precision}_matmul_peak_by_library"] or {}
+    libraries = ", ".join(f"{lib} {g:.0f}" for lib, g in by_library.items())
+    return (
+        f"{precision} matmul peak {r[f'{precision}_matmul_peak_gflops']:.0f} GFLOP/s"
+        f"{_seen(r[f'{precision}_matmul_peaks_seen'])}{f' [{libraries}]' if len(by_library) > 1 else ''}"
+        f" -> ceiling {r[f'{precision}_ceiling_images_per_s']:.1f} images/s"
+    )
+
+
 def _seen(peaks: list[float]) -> str:
     return (
         f" (best of {len(peaks)} measurements, {min(peaks):.0f}-{max(peaks):.0f})" if len(peaks) > 1 else ""
@@ -334,16 +381,17 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [
         f"device: {r['device']}, {r['threads']} torch threads, torch {r['torch']}",
         f"model: {r['model']}: {r['gflops_per_image']:.2f} GFLOP per image",
-        f"fp32 matmul peak {r['fp32_matmul_peak_gflops']:.0f} GFLOP/s{_seen(r['fp32_matmul_peaks_seen'])}"
-        f" -> ceiling {r['fp32_ceiling_images_per_s']:.1f} images/s",
+        _peak_line(r, "fp32"),
     ]
     if r["bf16_matmul_peak_gflops"]:
-        lines.append(
-            f"bf16 matmul peak {r['bf16_matmul_peak_gflops']:.0f} GFLOP/s{_seen(r['bf16_matmul_peaks_seen'])}"
-            f" -> ceiling {r['bf16_ceiling_images_per_s']:.1f} images/s"
-        )
+        lines.append(_peak_line(r, "bf16"))
     else:
         lines.append("bf16: no native bf16 on this device; the bf16 path is skipped")
+    alloc = r.get("allocator", {})
+    lines.append(
+        f"allocator: {BASELINE} with {alloc.get(BASELINE, '?')}; every other path with "
+        f"{alloc.get('other paths', '?')} (heatpose.allocator, as the heatpose commands run)"
+    )
     lines += [
         "",
         "| path | batch | images/s | share of ceiling | x eager | persons/s end to end | e2e / model "

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from heatpose import allocator
 from heatpose.codec import HeatmapCodec
 from heatpose.config import ExperimentConfig, config_from_dict, config_to_dict, load_config
 from heatpose.data.dataset import build_codec
@@ -226,18 +227,23 @@ class PoseEstimator:
         flip: bool | None = None,
         batch_size: int = 32,
         overrides: tuple[str, ...] = (),
+        keep_freed_memory: bool = True,
     ) -> PoseEstimator:
         """Load a heatpose checkpoint, a foreign one (with ``config=``) or an exported ``.onnx``.
 
         ``backend="onnx"`` runs an ``.onnx`` file through onnxruntime, or exports a ``.pth``
         checkpoint in memory first. ``precision="bf16"`` runs the torch backend under bf16
         autocast (fast on CPUs with AMX or AVX512-BF16). ``flip`` defaults to ``test.flip``.
+        On the CPU, ``keep_freed_memory`` makes this process's glibc reuse freed memory instead of
+        page-faulting in fresh memory on every forward (:mod:`heatpose.allocator`; process-wide).
         """
         if backend not in BACKENDS:
             raise HeatposeError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
         if precision not in PRECISIONS:
             raise HeatposeError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
         device = torch.device(device)
+        if keep_freed_memory and device.type == "cpu":
+            allocator.keep_freed_memory()
         path = Path(path)
         if path.suffix.lower() == ".onnx":
             if backend != "onnx":

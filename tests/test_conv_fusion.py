@@ -44,8 +44,10 @@ def test_fused_model_computes_the_same_in_fp32(name):
     fused = optimize_for_inference(model)
     assert any(isinstance(m, FusedConv) for m in fused.modules())
     x = torch.randn(3, 3, 128, 96).contiguous(memory_format=torch.channels_last)
+    kept = x.clone()
     with torch.inference_mode():
         ref, out = unfused(x), fused(x)
+    assert torch.equal(x, kept)  # the caller's batch is never a residual written in place
     refs = ref if isinstance(ref, (list, tuple)) else [ref]
     outs = out if isinstance(out, (list, tuple)) else [out]
     assert len(refs) == len(outs)
@@ -66,6 +68,40 @@ def test_simple_baseline_keeps_no_separate_relu_or_residual_add():
     # R-50: 16 blocks end in conv3 + add + ReLU; the 4 shortcut convs and the final 1x1 have no post-op.
     assert kinds.count(("relu", True)) == 16
     assert kinds.count(("none", False)) == 5
+    # every residual (a shortcut conv's output or the previous block's) is read by nothing after
+    # its add, so each block writes its sum into it
+    assert sum(m.inplace for m in fused.modules() if isinstance(m, FusedConv)) == 16
+
+
+class _ResidualReadTwice(nn.Module):
+    """relu(conv_b(x) + a) where ``a`` is read again afterwards, and relu(conv_c(y) + x_in)
+    where the residual is the model's own input: neither may be overwritten."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv_a = nn.Conv2d(8, 8, 3, padding=1)
+        self.conv_b = nn.Conv2d(8, 8, 1)
+        self.conv_c = nn.Conv2d(8, 8, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.conv_a(x)
+        y = torch.relu(self.conv_b(a) + a)
+        z = torch.relu(self.conv_c(y) + x)
+        return z * a
+
+
+def test_a_residual_read_after_its_add_or_owned_by_the_caller_is_not_overwritten():
+    torch.manual_seed(0)
+    model = _ResidualReadTwice().eval()
+    fused = optimize_for_inference(model)
+    layers = {name: m for name, m in fused.named_modules() if isinstance(m, FusedConv)}
+    assert layers["conv_b"].add and not layers["conv_b"].inplace
+    assert layers["conv_c"].add and not layers["conv_c"].inplace
+    x = torch.randn(2, 8, 6, 4).contiguous(memory_format=torch.channels_last)
+    kept = x.clone()
+    with torch.inference_mode():
+        torch.testing.assert_close(fused(x), model(x), atol=1e-5, rtol=1e-4)
+    assert torch.equal(x, kept)
 
 
 def test_fused_bf16_stays_as_close_to_fp32_as_the_unfused_bf16_path():

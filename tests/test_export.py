@@ -11,6 +11,7 @@ import torch
 from model_helpers import randomize_batchnorm
 from torch import nn
 
+from heatpose import allocator
 from heatpose.bench import format_report, model_flops, run_bench
 from heatpose.cli import main
 from heatpose.config import config_from_dict, config_to_dict
@@ -105,6 +106,25 @@ def test_bench_reports_every_path_against_the_eager_baseline(tiny):
     assert report["gflops_per_image"] == pytest.approx(model_flops(model, (1, 3, 96, 64)) / 1e9)
     text = format_report(report)
     assert "eager-fp32" in text and "share of ceiling" in text and "GFLOP per image" in text
+
+
+def test_bench_ceiling_is_the_best_matmul_library_and_eager_runs_first_under_default_malloc(tiny):
+    _, model, cfg = tiny
+    allocator.restore_default_policy()
+    paths = ["torch-fp32", "eager-fp32-reuse", "eager-fp32"]  # any order: the baseline is timed first
+    report = run_bench(model, cfg, [1], paths, iters=1, matmul_size=128)
+    assert [r["path"] for r in report["rows"]] == ["eager-fp32", "eager-fp32-reuse", "torch-fp32"]
+    by_library = report["fp32_matmul_peak_by_library"]
+    assert "torch.mm" in by_library
+    if torch.backends.mkldnn.is_available():
+        assert "oneDNN" in by_library  # the library the CPU convolutions use is measured too
+    assert report["fp32_matmul_peak_gflops"] == max(by_library.values())
+    assert report["fp32_matmul_peak_gflops"] == max(report["fp32_matmul_peaks_seen"])
+    ceiling = report["fp32_matmul_peak_gflops"] * 1e9 / (report["gflops_per_image"] * 1e9)
+    assert report["fp32_ceiling_images_per_s"] == pytest.approx(ceiling)
+    if allocator._glibc() is not None:
+        assert report["allocator"] == {"eager-fp32": "glibc defaults", "other paths": "freed memory kept"}
+    assert "allocator: eager-fp32 with glibc defaults" in format_report(report)
 
 
 def test_export_and_bench_refuse_bad_arguments_in_one_line(tiny, tmp_path, capsys):
