@@ -2,25 +2,30 @@
 
 In one process it measures
 
-* the **ceiling**: this device's fp32 (and bf16) matrix-multiply peak in GFLOP/s (measured
-  before every path and at the end; the best rate seen counts, since on a shared machine a
-  single early measurement can be far too low), divided by
+* the **ceiling**: this device's fp32 (and bf16) matrix-multiply peak in GFLOP/s, the best of
+  ``torch.mm`` and (CPU) oneDNN's own GEMM (measured before every round and at the end; the best
+  rate seen counts, since on a shared machine a single early measurement can be far too low),
+  divided by
   the model's FLOPs per crop (convolutions, transposed convolutions and linear layers, counted
   by :func:`model_flops`), i.e. the images/s a perfect implementation would reach;
 * **images/s** of the model alone for each path and batch size: ``eager-fp32`` (the plain
-  NCHW fp32 forward the official code runs, the baseline), ``torch-fp32`` (BatchNorm folded +
+  NCHW fp32 forward the official code runs, the baseline, under glibc's malloc defaults),
+  ``eager-fp32-reuse`` (the same with freed memory kept, :mod:`heatpose.allocator`, as every
+  other path runs: it shows how much of their speed-up is the allocator), ``torch-fp32`` (BatchNorm folded +
   channels_last + on the CPU conv/ReLU/residual-add fusion, :mod:`heatpose.conv_fusion`),
   ``torch-bf16`` (the same under bf16 autocast), ``onnx-fp32`` (onnxruntime on
   the exported, BN-folded graph); each with its share of the ceiling and its speed-up over
-  the eager baseline, and the peak resident memory while it ran;
+  the eager baseline, and the peak resident memory of one more pass on its own;
 * **persons/s end to end** for each path: JPEG decode, one crop per person, the model,
   heatmap decoding and back-projection (:func:`heatpose.inference.estimate_poses`), with
   the share of the model-only rate it keeps;
 * the **bf16 accuracy delta**: max and median keypoint distance (heatmap pixels) between
   the bf16 and fp32 paths on the same crops.
 
-Timings are the best of ``iters`` runs after a warm-up (the steadiest statistic on a shared
-machine); the median is in the json.
+Timings are the best of ``iters`` rounds after a warm-up round; in each round every path runs
+once, one after the other, so a shared machine that slows down for a while slows every path
+alike and the ratios between paths hold (the best is the steadiest statistic there; the
+median is in the json).
 """
 
 from __future__ import annotations
@@ -220,7 +225,7 @@ def run_bench(
     peaks: dict[torch.dtype, dict[str, list[float]]] = {torch.float32: {}, torch.bfloat16: {}}
 
     def measure_peaks() -> None:
-        # measured before every path and at the end: on a shared machine the best rate seen is the ceiling
+        # measured before every round and at the end: on a shared machine the best rate seen is the ceiling
         for dtype in (torch.float32, torch.bfloat16) if native_bf16 else (torch.float32,):
             for library, gflops in matmul_peaks_gflops(dtype, device, matmul_size).items():
                 peaks[dtype].setdefault(library, []).append(gflops)
@@ -230,33 +235,54 @@ def run_bench(
     built = build_paths(model, cfg, device, paths)
     jpeg = _test_jpeg()
     gen = torch.Generator().manual_seed(0)
-    rows = []
-    baseline_allocator = "freed memory kept" if allocator.freed_memory_kept() else "glibc defaults"
-    for name, (fn, settings) in built.items():
-        if name != BASELINE:  # every heatpose command runs with it (heatpose.allocator)
+    kept_before = allocator.freed_memory_kept()
+
+    def use_allocator_of(name: str) -> None:
+        """The baseline under glibc's (adapted) defaults, as the official code runs; the other
+        paths with freed memory kept, as every heatpose command runs (heatpose.allocator)."""
+        if name != BASELINE:
             allocator.keep_freed_memory()
-        measure_peaks()
-        allocator.release_free_memory()  # so each path's peak memory is its own
-        for batch in batches:
-            x = torch.randn(batch, 3, h, w, generator=gen).to(device)
+        elif not kept_before:  # a Python caller who set it for the process keeps it
+            allocator.glibc_default_policy()
+
+    rows = []
+    for batch in batches:
+        x = torch.randn(batch, 3, h, w, generator=gen).to(device)
+        runs: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
+            name: (
+                lambda fn=fn, s=settings, x=x: _forward(fn, s, x),
+                lambda fn=fn, s=settings, b=batch: _end_to_end(fn, s, b, jpeg, cfg, codec, schema, device),
+            )
+            for name, (fn, settings) in built.items()
+        }
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        e2e: dict[str, list[float]] = {name: [] for name in runs}
+        for rep in range(iters + 1):  # round robin, so a machine that slows down slows every path alike
+            measure_peaks()
+            for name, (model_only, end_to_end) in runs.items():
+                use_allocator_of(name)
+                model_time, e2e_time = _time(model_only, 1, device, 0)[0], _time(end_to_end, 1, device, 0)[0]
+                if rep:  # the first round warms up
+                    times[name].append(model_time)
+                    e2e[name].append(e2e_time)
+        for name, (model_only, end_to_end) in runs.items():
+            use_allocator_of(name)
+            allocator.release_free_memory()  # each path's peak memory its own, not the others' kept heap
             _reset_peak_rss()
-            times = _time(lambda fn=fn, s=settings, x=x: _forward(fn, s, x), iters, device)
-
-            def e2e_run(fn=fn, s=settings, b=batch) -> None:
-                _end_to_end(fn, s, b, jpeg, cfg, codec, schema, device)
-
-            e2e = _time(e2e_run, iters, device)
+            model_only()
+            end_to_end()
             rows.append(
                 {
                     "path": name,
                     "batch": batch,
-                    "images_per_s": batch / min(times),
-                    "images_per_s_median": batch / statistics.median(times),
-                    "bf16": settings.amp_dtype is not None,
-                    "persons_per_s_end_to_end": batch / min(e2e),
+                    "images_per_s": batch / min(times[name]),
+                    "images_per_s_median": batch / statistics.median(times[name]),
+                    "bf16": built[name][1].amp_dtype is not None,
+                    "persons_per_s_end_to_end": batch / min(e2e[name]),
                     "peak_rss_mib": _peak_rss_mib() if device.type == "cpu" else None,
                 }
             )
+    rows.sort(key=lambda r: (list(built).index(r["path"]), r["batch"]))
     measure_peaks()
     best = {dtype: {lib: max(seen) for lib, seen in by_lib.items()} for dtype, by_lib in peaks.items()}
     peak32 = max(best[torch.float32].values())
@@ -280,7 +306,7 @@ def run_bench(
         "fp32_matmul_peak_by_library": best[torch.float32],
         "bf16_matmul_peak_by_library": best[torch.bfloat16] or None,
         "allocator": {
-            BASELINE: baseline_allocator,
+            BASELINE: "freed memory kept" if kept_before else "glibc defaults",
             "other paths": "freed memory kept"
             if allocator.freed_memory_kept()
             else "glibc defaults (not glibc)",

@@ -94,7 +94,7 @@ def test_kept_memory_is_reused_without_page_faults():
 def test_kept_memory_serves_large_blocks_from_the_heap_and_can_be_undone():
     was_kept = allocator.freed_memory_kept()
     try:
-        assert allocator.restore_default_policy()
+        assert allocator.glibc_default_policy()
         assert not allocator.freed_memory_kept()
         block = torch.ones(BLOCK, dtype=torch.uint8)
         assert _mmapped_blocks() >= 1  # glibc's default: a block this large is its own mmap
@@ -111,7 +111,7 @@ def test_kept_memory_serves_large_blocks_from_the_heap_and_can_be_undone():
 
 @needs_glibc
 def test_heatpose_commands_keep_freed_memory(capsys):
-    allocator.restore_default_policy()
+    allocator.glibc_default_policy()
     assert main(["export", "--checkpoint", "missing.pth", "--out", "m.onnx"]) == 2
     assert "heatpose: error:" in capsys.readouterr().err
     assert allocator.freed_memory_kept()
@@ -123,7 +123,7 @@ def test_a_cpu_pose_estimator_keeps_freed_memory_unless_told_not_to(tmp_path):
     path = tmp_path / "tiny.pth"
     state = build_model(cfg.model).state_dict()
     torch.save({"model": state, "config": config_to_dict(cfg), "meta": checkpoint_meta(cfg)}, path)
-    allocator.restore_default_policy()
+    allocator.glibc_default_policy()
     PoseEstimator.from_checkpoint(path, detector="whole-image", keep_freed_memory=False)
     assert not allocator.freed_memory_kept()
     PoseEstimator.from_checkpoint(path, detector="whole-image")

@@ -110,7 +110,7 @@ def test_bench_reports_every_path_against_the_eager_baseline(tiny):
 
 def test_bench_ceiling_is_the_best_matmul_library_and_eager_runs_first_under_default_malloc(tiny):
     _, model, cfg = tiny
-    allocator.restore_default_policy()
+    allocator.glibc_default_policy()
     paths = ["torch-fp32", "eager-fp32-reuse", "eager-fp32"]  # any order: the baseline is timed first
     report = run_bench(model, cfg, [1], paths, iters=1, matmul_size=128)
     assert [r["path"] for r in report["rows"]] == ["eager-fp32", "eager-fp32-reuse", "torch-fp32"]
