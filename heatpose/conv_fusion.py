@@ -54,8 +54,9 @@ class FusedConv(nn.Module):
     """``post(conv(x) [+ other])`` for one Conv2d or ConvTranspose2d; ``post`` is ``relu`` or ``none``.
 
     ``forward(x, other=None)``: x (N, Cin, H, W) -> (N, Cout, H', W'); ``other``, when the
-    block adds a residual, has the output's shape. Keeps the original layer's weights (fp32) and a
-    bf16 copy made on first use under bf16 autocast.
+    block adds a residual, has the output's shape. Keeps the original layer (its fp32 weights,
+    for the plain path) and, per precision, a copy of the weights in oneDNN's blocked layout made
+    on the first call: a layer for inference with fixed weights.
     """
 
     def __init__(
@@ -74,18 +75,35 @@ class FusedConv(nn.Module):
             if self.transposed
             else (padding, stride, dilation, conv.groups)
         )
-        self._cast: dict[torch.dtype, tuple[Tensor, Tensor | None]] = {}
+        self._packed: dict[torch.dtype, tuple[Tensor, Tensor | None]] = {}
 
     def extra_repr(self) -> str:
         return f"post={self.post!r}, add={self.add}, inplace={self.inplace}"
 
-    def _weights(self, dtype: torch.dtype) -> tuple[Tensor, Tensor | None]:
-        weight, bias = self.conv.weight, self.conv.bias
-        if dtype == weight.dtype:
-            return weight, bias
-        if dtype not in self._cast:
-            self._cast[dtype] = (weight.detach().to(dtype), None if bias is None else bias.detach().to(dtype))
-        return self._cast[dtype]
+    def _weights(self, dtype: torch.dtype, input_size: list[int]) -> tuple[Tensor, Tensor | None]:
+        """The layer's weights in ``dtype``, reordered once into oneDNN's blocked layout.
+
+        Given plain (N)HWC weights, oneDNN reorders them into its blocked layout on every call:
+        measured at batch 1 on the EPYC VM, that left a 2048 -> 512 1x1 convolution at 43
+        GFLOP/s against 186 with the weights reordered beforehand (batch 16: 166 against 204),
+        with bit-identical outputs. The layout is chosen for the first input size seen and
+        serves every other batch size too (oneDNN reorders again where it must).
+        """
+        if dtype not in self._packed:
+            weight, bias = self.conv.weight.detach().to(dtype), self.conv.bias
+            bias = None if bias is None else bias.detach().to(dtype)
+            reorder = (
+                torch.ops.mkldnn._reorder_convolution_transpose_weight
+                if self.transposed
+                else torch.ops.mkldnn._reorder_convolution_weight
+            )
+            self._packed[dtype] = (reorder(weight, *self._geometry, input_size), bias)
+        return self._packed[dtype]
+
+    def __getstate__(self) -> dict:
+        # oneDNN's blocked tensors do not copy or pickle; the next call reorders again
+        state = super().__getstate__()
+        return {**state, "_packed": {}}
 
     def _plain(self, x: Tensor, other: Tensor | None) -> Tensor:
         out = self.conv(x)
@@ -101,8 +119,8 @@ class FusedConv(nn.Module):
             dtype = torch.get_autocast_dtype("cpu")
         if dtype not in (torch.float32, torch.bfloat16):
             return self._plain(x, other)
-        weight, bias = self._weights(dtype)
         x = x.to(dtype)
+        weight, bias = self._weights(dtype, list(x.shape))
         ops, geometry = torch.ops.mkldnn, self._geometry
         unary = (self.post, [], "")  # post-op name, its scalars, its algorithm
         if self.transposed:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from model_helpers import randomize_batchnorm
@@ -138,3 +140,18 @@ def test_no_fusion_off_the_cpu_or_when_asked_not_to():
     model = _model(**MODELS["basic-block"])
     assert not any(isinstance(m, FusedConv) for m in optimize_for_inference(model, fuse=False).modules())
     assert not any(isinstance(m, FusedConv) for m in optimize_for_inference(model, fold_bn=False).modules())
+
+
+def test_weights_are_reordered_once_and_serve_every_batch_size_and_copies():
+    model = _model(**MODELS["bottleneck"])
+    unfused = optimize_for_inference(model, fuse=False)
+    fused = optimize_for_inference(model)
+    layers = [m for m in fused.modules() if isinstance(m, FusedConv)]
+    with torch.inference_mode():
+        for batch in (3, 1, 5):  # packed for the first size, used for the others
+            x = torch.randn(batch, 3, 64, 48).contiguous(memory_format=torch.channels_last)
+            torch.testing.assert_close(fused(x), unfused(x), atol=1e-5, rtol=1e-4)
+        assert all(m._packed[torch.float32][0].is_mkldnn for m in layers)
+        copied = copy.deepcopy(fused)  # the blocked tensors are dropped and made again
+        assert all(not m._packed for m in copied.modules() if isinstance(m, FusedConv))
+        torch.testing.assert_close(copied(x), unfused(x), atol=1e-5, rtol=1e-4)
