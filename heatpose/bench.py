@@ -255,16 +255,7 @@ def run_bench(
             )
             for name, (fn, settings) in built.items()
         }
-        times: dict[str, list[float]] = {name: [] for name in runs}
-        e2e: dict[str, list[float]] = {name: [] for name in runs}
-        for rep in range(iters + 1):  # round robin, so a machine that slows down slows every path alike
-            measure_peaks()
-            for name, (model_only, end_to_end) in runs.items():
-                use_allocator_of(name)
-                model_time, e2e_time = _time(model_only, 1, device, 0)[0], _time(end_to_end, 1, device, 0)[0]
-                if rep:  # the first round warms up
-                    times[name].append(model_time)
-                    e2e[name].append(e2e_time)
+        times, e2e = _round_robin(runs, iters, device, measure_peaks, use_allocator_of)
         for name, (model_only, end_to_end) in runs.items():
             use_allocator_of(name)
             allocator.release_free_memory()  # each path's peak memory its own, not the others' kept heap
@@ -319,6 +310,29 @@ def run_bench(
     if "torch-bf16" in built and "torch-fp32" in built:
         report["bf16_keypoint_delta_heatmap_px"] = _bf16_delta(built, cfg, device, max(batches))
     return report
+
+
+def _round_robin(
+    runs: dict[str, tuple[Callable[[], Any], Callable[[], Any]]],
+    iters: int,
+    device: torch.device,
+    before_round: Callable[[], None],
+    before_path: Callable[[str], None],
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Seconds of each path's (model only, end to end) run over ``iters`` rounds after a warm-up
+    round; every round runs every path once, so a machine that slows down for a while slows
+    every path alike and the ratios between them hold."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    e2e: dict[str, list[float]] = {name: [] for name in runs}
+    for rep in range(iters + 1):
+        before_round()
+        for name, (model_only, end_to_end) in runs.items():
+            before_path(name)
+            model_time, e2e_time = _time(model_only, 1, device, 0)[0], _time(end_to_end, 1, device, 0)[0]
+            if rep:  # the first round warms up
+                times[name].append(model_time)
+                e2e[name].append(e2e_time)
+    return times, e2e
 
 
 def _end_to_end(
