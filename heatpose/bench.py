@@ -280,7 +280,7 @@ def run_bench(
     peak16 = max(best[torch.bfloat16].values()) if best[torch.bfloat16] else None
     baseline = {r["batch"]: r["images_per_s"] for r in rows if r["path"] == BASELINE}
     for r in rows:
-        ceiling_gflops = peak16 if r.pop("bf16") else peak32
+        ceiling_gflops = peak16 if r["bf16"] else peak32
         r["share_of_ceiling"] = r["images_per_s"] * flops / (ceiling_gflops * 1e9)
         r["speedup_vs_eager"] = r["images_per_s"] / baseline[r["batch"]] if r["batch"] in baseline else None
         r["end_to_end_share"] = r["persons_per_s_end_to_end"] / r["images_per_s"]
@@ -288,7 +288,8 @@ def run_bench(
         "device": _device_name(device),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "model": f"{cfg.model.arch} R{cfg.model.backbone_depth} {w}x{h} ({h}x{w} HxW)",
+        "model": f"{cfg.model.arch} R{cfg.model.backbone_depth}, input {h}x{w} (HxW)",
+        "rounds": iters,
         "gflops_per_image": flops / 1e9,
         "fp32_matmul_peak_gflops": peak32,
         "bf16_matmul_peak_gflops": peak16,
@@ -428,23 +429,38 @@ def format_report(report: dict[str, Any]) -> str:
     else:
         lines.append("bf16: no native bf16 on this device; the bf16 path is skipped")
     alloc = r.get("allocator", {})
-    lines.append(
-        f"allocator: {BASELINE} with {alloc.get(BASELINE, '?')}; every other path with "
-        f"{alloc.get('other paths', '?')} (heatpose.allocator, as the heatpose commands run)"
-    )
-    lines += [
-        "",
-        "| path | batch | images/s | share of ceiling | x eager | persons/s end to end | e2e / model "
-        "| peak RSS MiB |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for r in report["rows"]:
-        speedup = f"{r['speedup_vs_eager']:.2f}" if r["speedup_vs_eager"] else "-"
-        rss = f"{r['peak_rss_mib']:.0f}" if r["peak_rss_mib"] else "-"
+    timed = {row["path"] for row in r["rows"]}
+    if BASELINE in timed:
         lines.append(
-            f"| {r['path']} | {r['batch']} | {r['images_per_s']:.1f} | {r['share_of_ceiling']:.0%} "
-            f"| {speedup} | {r['persons_per_s_end_to_end']:.1f} | {r['end_to_end_share']:.0%} | {rss} |"
+            f"allocator: {BASELINE} with {alloc.get(BASELINE, '?')}; every other path with "
+            f"{alloc.get('other paths', '?')} (heatpose.allocator, as the heatpose commands run)"
         )
+    else:
+        lines.append(
+            f"allocator: {alloc.get('other paths', '?')} (heatpose.allocator); no eager baseline timed"
+        )
+    lines += [
+        f"images/s: best and median of {r.get('rounds', '?')} rounds, every path once per round; "
+        "share of ceiling: of the fp32 one, or the bf16 one for bf16 paths; x eager: over eager-fp32 "
+        "at the same batch (docs/benchmarks.md)",
+        "",
+        "| path | batch | images/s | median | share of ceiling | x eager | persons/s end to end "
+        "| e2e / model | peak RSS MiB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in r["rows"]:
+        speedup = f"{row['speedup_vs_eager']:.2f}" if row["speedup_vs_eager"] else "-"
+        rss = f"{row['peak_rss_mib']:.0f}" if row["peak_rss_mib"] else "-"
+        share = f"{row['share_of_ceiling']:.0%}" + (" of bf16" if row.get("bf16") else "")
+        cells = [row["path"], row["batch"], f"{row['images_per_s']:.1f}", f"{row['images_per_s_median']:.1f}"]
+        cells += [
+            share,
+            speedup,
+            f"{row['persons_per_s_end_to_end']:.1f}",
+            f"{row['end_to_end_share']:.0%}",
+            rss,
+        ]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     delta = report.get("bf16_keypoint_delta_heatmap_px")
     if delta:
         lines.append(

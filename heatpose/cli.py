@@ -262,7 +262,7 @@ def _add_predict_parsers(sub: argparse._SubParsersAction) -> None:
         "--backends",
         nargs="+",
         default=None,
-        help="paths to time (default: all available; see docs/predict.md)",
+        help="paths to time (default: all available; what each is: docs/benchmarks.md)",
     )
     p.add_argument("--iters", type=int, default=5, help="timed forward passes per path and batch size")
     p.add_argument("--device", default="cpu", help="cpu or cuda")

@@ -43,8 +43,13 @@ def read_photo(path: str | Path) -> np.ndarray:
 
 def to_color_order(image: np.ndarray, source_order: str, target_order: str) -> np.ndarray:
     """Swap R and B when the two orders differ; checks the array is HxWx3 uint8."""
-    if source_order not in ("rgb", "bgr") or target_order not in ("rgb", "bgr"):
-        raise HeatposeError(f"colour order must be 'rgb' or 'bgr', got {source_order!r} / {target_order!r}")
+    source_order = source_order.lower() if isinstance(source_order, str) else source_order
+    if source_order not in ("rgb", "bgr"):
+        raise HeatposeError(f"the image's color_order must be 'rgb' or 'bgr', got {source_order!r}")
+    if target_order not in ("rgb", "bgr"):
+        raise HeatposeError(
+            f"the model's colour order (data.color_order) must be 'rgb' or 'bgr', got {target_order!r}"
+        )
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise HeatposeError(f"image must be an HxWx3 uint8 array, got {image.shape} {image.dtype}")

@@ -80,6 +80,7 @@ class PredictReport:
     interrupted: bool = False  # Ctrl-C (or the --show window closed) ended the run
     results: list[dict[str, Any]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    no_people: list[str] = field(default_factory=list)  # images read fine in which no box was found
     written: list[Path] = field(default_factory=list)
 
 
@@ -114,6 +115,8 @@ def _predict_image(
     report.results += _entries(poses, image_id_for(path), path.name, None)
     report.images += 1
     report.people += len(poses)
+    if not poses:
+        report.no_people.append(path.name)
     if vis_dir is not None:
         out = _vis_path(vis_dir, path, video=False)
         ok, data = cv2.imencode(out.suffix, draw_picture(estimator, image, poses, maps, opts))
@@ -289,8 +292,12 @@ def summary(report: PredictReport, estimator: PoseEstimator, out: str | None) ->
         f"checkpoint: {estimator.source} ({estimator.backend}, {_precision(estimator)}, "
         f"flip test {'on' if estimator.settings.flip else 'off'})",
         f"boxes: {boxes}",
-        f"{report.images} images, {report.frames} video frames, {report.people} people",
+        f"{_count(report.images, 'image')}, {_count(report.frames, 'video frame')}, "
+        f"{_count(report.people, 'person', 'people')}",
     ]
+    if report.no_people:
+        shown = ", ".join(report.no_people[:3]) + (", ..." if len(report.no_people) > 3 else "")
+        lines.append(f"no person found in {_count(len(report.no_people), 'image')}: {shown}")
     if report.dropped:
         lines.append(f"dropped: {report.dropped} frames (the model was slower than the source, or --max-fps)")
     if report.interrupted:
@@ -298,11 +305,15 @@ def summary(report: PredictReport, estimator: PoseEstimator, out: str | None) ->
     if out:
         lines.append(f"predictions: {out}")
     if report.written:
-        lines.append(f"pictures: {len(report.written)} files in {report.written[0].parent}")
+        lines.append(f"pictures: {_count(len(report.written), 'file')} in {report.written[0].parent}")
     if report.failed:
-        lines.append(f"failed: {len(report.failed)} inputs ({', '.join(p for p, _ in report.failed[:3])}"
-                     + (", ..." if len(report.failed) > 3 else "") + ")")  # fmt: skip
+        names = ", ".join(p for p, _ in report.failed[:3]) + (", ..." if len(report.failed) > 3 else "")
+        lines.append(f"failed: {_count(len(report.failed), 'input')} ({names})")
     return "\n".join(lines)
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def _precision(estimator: PoseEstimator) -> str:
@@ -342,8 +353,10 @@ def predict_command(
         raise HeatposeError(f"--kpt-thr must be in [0, 1], got {kpt_thr}")
     if heatmap_joint is not None and not draw_heatmaps:
         raise HeatposeError("--heatmap-joint needs --draw-heatmaps")
-    if (inputs and camera is not None) or (not inputs and camera is None):
+    if inputs and camera is not None:
         raise HeatposeError("give inputs (images, folders, videos) or --camera/--source, not both")
+    if not inputs and camera is None:
+        raise HeatposeError("nothing to predict on: give images, folders or videos, or --camera/--source")
     if camera is None and (show or max_fps is not None):
         raise HeatposeError("--show and --max-fps work with a live source (--camera N or --source URL)")
     if show:

@@ -48,6 +48,7 @@ def draw_poses(
     faded = image_bgr.copy()
     h, w = canvas.shape[:2]
     unit = max(1, round(max(h, w) / 400))
+    labels: list[tuple[str, float, float]] = []
     for pose in poses:
         kpts = np.asarray(pose.keypoints, np.float64)  # type: ignore[attr-defined]
         if len(kpts) != schema.num_joints:
@@ -71,14 +72,39 @@ def draw_poses(
         if draw_boxes:
             x, y, bw, bh = (float(v) for v in pose.box)  # type: ignore[attr-defined]
             cv2.rectangle(canvas, _point((x, y)), _point((x + bw, y + bh)), BOX_COLOR, unit, cv2.LINE_AA)
-            label = f"pose {pose.score:.2f}, box {pose.box_score:.2f}"  # type: ignore[attr-defined]
-            org = _point((x + 2, max(y - 4, 10 * unit)))
-            font, thickness = 0.3 * unit, max(1, unit // 2)
-            cv2.putText(canvas, label, org, cv2.FONT_HERSHEY_SIMPLEX, font, BOX_COLOR, thickness, cv2.LINE_AA)
+            labels.append((f"pose {pose.score:.2f}, box {pose.box_score:.2f}", x, y))  # type: ignore[attr-defined]
     # faded = what was drawn below the threshold, at 35 % opacity over the clean image
     low = np.any(faded != image_bgr, axis=2)
     canvas[low] = (0.35 * faded[low] + 0.65 * canvas[low]).astype(np.uint8)
+    placed: list[tuple[int, int, int, int]] = []
+    for text, x, y in labels:  # last, so no skeleton covers a label
+        placed.append(_draw_label(canvas, text, x, y, unit, placed))
     return canvas
+
+
+def _draw_label(
+    canvas: np.ndarray, text: str, x: float, y: float, unit: int, placed: list[tuple[int, int, int, int]]
+) -> tuple[int, int, int, int]:
+    """``text`` in the box colour with a dark rim (readable on any scene) at the box's top-left
+    corner (x, y): above the box where there is room, else just inside it; shifted left where it
+    would run off the right edge, down below any label already ``placed`` that it would cover,
+    and smaller where the picture is narrower than the text. Returns its (x0, y0, x1, y1)."""
+    font, thickness = cv2.FONT_HERSHEY_SIMPLEX, max(1, unit // 2)
+    scale = 0.4 * unit
+    width = cv2.getTextSize(text, font, scale, thickness)[0][0]
+    if width > 0.95 * canvas.shape[1]:
+        scale *= 0.95 * canvas.shape[1] / width
+    (tw, th), base = cv2.getTextSize(text, font, scale, thickness)
+    tag_h = th + base + 4
+    left = int(min(max(x + 2, 1), max(canvas.shape[1] - tw - 2, 1)))
+    top = int(y) - tag_h if y - tag_h >= 0 else int(max(y, 0))
+    for x0, y0, x1, y1 in sorted(placed, key=lambda r: r[1]):
+        if left < x1 and x0 < left + tw and top < y1 and y0 < top + tag_h:
+            top = y1
+    top = min(top, max(canvas.shape[0] - tag_h, 0))
+    for color, extra in ((OUTLINE, thickness + 2), (BOX_COLOR, 0)):
+        cv2.putText(canvas, text, (left, top + 2 + th), font, scale, color, thickness + extra, cv2.LINE_AA)
+    return (left, top, left + tw, top + tag_h)
 
 
 def _point(xy: Sequence[float]) -> tuple[int, int]:

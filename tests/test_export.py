@@ -106,6 +106,18 @@ def test_bench_reports_every_path_against_the_eager_baseline(tiny):
     assert report["gflops_per_image"] == pytest.approx(model_flops(model, (1, 3, 96, 64)) / 1e9)
     text = format_report(report)
     assert "eager-fp32" in text and "share of ceiling" in text and "GFLOP per image" in text
+    assert (
+        "input 96x64 (HxW)" in text
+        and "| images/s | median |" in text
+        and "best and median of 1 rounds" in text
+    )
+    no_baseline = run_bench(model, cfg, [1], ["torch-fp32", "torch-bf16"], iters=1, matmul_size=64)
+    assert no_baseline["rows"][0]["speedup_vs_eager"] is None
+    text = format_report(no_baseline)
+    assert "no eager baseline timed" in text
+    if no_baseline["native_bf16"]:  # the bf16 row's share is of the bf16 ceiling, and says so
+        bf16_row = next(line for line in text.splitlines() if line.startswith("| torch-bf16"))
+        assert "of bf16" in bf16_row
 
 
 def test_bench_ceiling_is_the_best_matmul_library_and_eager_runs_first_under_default_malloc(tiny):

@@ -94,6 +94,9 @@ def test_colour_order_is_honoured(tiny):
     np.testing.assert_allclose(a, b, atol=1e-4)
     c = rgb_est.predict(image, color_order="rgb")[0].keypoints
     assert np.abs(a - c).max() > 1e-3
+    np.testing.assert_array_equal(bgr_est.predict(image, color_order="RGB")[0].keypoints, a)  # any case
+    with pytest.raises(HeatposeError, match="image's color_order must be 'rgb' or 'bgr', got 'rbg'"):
+        bgr_est.predict(image, color_order="rbg")
 
 
 def test_official_release_layout_needs_and_takes_a_config(tiny, tmp_path):
@@ -213,7 +216,16 @@ def test_a_corrupt_image_is_named_skipped_and_fails_the_exit_status(tiny, tmp_pa
     results = json.loads(out.read_text())
     assert sorted(r["file_name"] for r in results) == sorted(p.name for p in good)
     assert sorted(p.name for p in vis.iterdir()) == sorted(p.name for p in good)
-    assert "failed: 1 inputs" in captured.out
+    assert "failed: 1 input (" in captured.out
+
+
+def test_images_without_a_person_box_are_named_in_the_summary(tiny, tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    cv2.imwrite(str(tmp_path / "in" / "empty_wall.jpg"), np.full((300, 200, 3), 127, np.uint8))
+    assert main(["predict", str(tmp_path / "in"), "--checkpoint", str(tiny[0]), "--detector", "hog"]) == 0
+    out = capsys.readouterr().out
+    assert "1 image, 0 video frames, 0 people" in out
+    assert "no person found in 1 image: empty_wall.jpg" in out
 
 
 def test_video_through_predict_vis_keeps_its_frame_count(tiny, tmp_path):
@@ -238,6 +250,8 @@ def test_video_through_predict_vis_keeps_its_frame_count(tiny, tmp_path):
 def test_predict_cli_errors_are_one_line(tiny, tmp_path, capsys):
     assert main(["predict", str(tmp_path), "--checkpoint", str(tiny[0]), "--whole-image"]) == 2
     assert "no images or videos" in capsys.readouterr().err
+    assert main(["predict", "--checkpoint", str(tiny[0]), "--whole-image"]) == 2
+    assert "nothing to predict on: give images, folders or videos" in capsys.readouterr().err
     assert main(["predict", str(tmp_path), "--checkpoint", str(tmp_path / "missing.pth")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
     bad = tmp_path / "dets.json"
