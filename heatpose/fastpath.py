@@ -21,6 +21,7 @@ from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from heatpose.conv_fusion import fuse_conv_pointwise, fusion_available
+from heatpose.models.cfa import FusedOutput
 
 _CONVS = (nn.Conv2d, nn.ConvTranspose2d)
 
@@ -84,7 +85,12 @@ def optimize_for_inference(
     conv + ReLU / residual-add groups fused into oneDNN calls (each optional).
 
     Feed it ``x.contiguous(memory_format=torch.channels_last)`` when ``channels_last``.
+    A multi-stage model (CFA, with a ``fuse`` method) becomes one returning its fused
+    prediction, (N, K, h, w), as ``heatpose eval`` scores it and the ONNX export computes it: the
+    traced copy would otherwise lose ``fuse`` and its callers would take the last stage.
     """
+    if hasattr(model, "fuse"):
+        model = FusedOutput(model)
     model = fold_batchnorm(model) if fold_bn else copy.deepcopy(model).eval()
     on_cpu = torch.device(device).type == "cpu"
     if fuse and fold_bn and on_cpu and isinstance(model, fx.GraphModule) and fusion_available():

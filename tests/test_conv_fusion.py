@@ -12,6 +12,7 @@ from torch import fx, nn
 from heatpose.config import config_from_dict
 from heatpose.conv_fusion import FusedConv, fuse_conv_pointwise, fusion_available
 from heatpose.fastpath import fold_batchnorm, optimize_for_inference
+from heatpose.inference import predict_heatmaps
 from heatpose.models import build_model
 
 pytestmark = pytest.mark.skipif(
@@ -155,3 +156,17 @@ def test_weights_are_reordered_once_and_serve_every_batch_size_and_copies():
         copied = copy.deepcopy(fused)  # the blocked tensors are dropped and made again
         assert all(not m._packed for m in copied.modules() if isinstance(m, FusedConv))
         torch.testing.assert_close(copied(x), unfused(x), atol=1e-5, rtol=1e-4)
+
+
+def test_a_cascade_predicts_its_fused_output_as_eval_scores_it():
+    """The traced fast copy of a CFA model has no ``fuse``: it must return the fused
+    prediction itself, not let callers fall back to the last stage."""
+    model = _model(**MODELS["cfa"]).eval()
+    fast = optimize_for_inference(model)
+    x = torch.randn(2, 3, 128, 96)
+    with torch.inference_mode():
+        stages = model(x)
+        fused = model.fuse(stages)
+        served = predict_heatmaps(fast, x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(served, fused, atol=1e-5, rtol=1e-4)
+    assert (stages[-1] - fused).abs().max() > 1e-3  # the last stage alone is a different answer
