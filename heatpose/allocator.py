@@ -25,8 +25,7 @@ or preload jemalloc/tcmalloc there.
 It is process-wide, so heatpose sets it only where the process is its own (every ``heatpose``
 command; ``heatpose bench`` after timing its eager baseline under the defaults) and where a
 Python user builds a CPU :class:`~heatpose.predictor.PoseEstimator` (``keep_freed_memory=False``
-leaves it alone). Off
-glibc (macOS, musl) it does nothing and says so by returning False.
+leaves it alone). Off glibc (macOS, musl) it does nothing and says so by returning False.
 """
 
 from __future__ import annotations

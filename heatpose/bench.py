@@ -58,7 +58,9 @@ from heatpose.models import build_model
 from heatpose.schema_io import resolve_num_joints, schema_for_config
 
 PATHS = ("eager-fp32", "eager-fp32-reuse", "torch-fp32", "torch-bf16", "onnx-fp32")
-BASELINE = "eager-fp32"  # timed first, under the allocator settings the process started with
+BASELINE = (
+    "eager-fp32"  # every path's "x eager"; timed under glibc's malloc defaults, the others with memory kept
+)
 
 
 # --------------------------------------------------------------------------- the ceiling
@@ -106,9 +108,9 @@ def matmul_peaks_gflops(
 
     ``torch.mm`` goes to the BLAS PyTorch was built with (MKL on x86 CPUs, cuBLAS on CUDA); on
     the CPU the convolutions go to oneDNN, whose own GEMM is measured too (``mkldnn._linear_pointwise``)
-    because the two differ by machine: on the AMD EPYC VM here MKL's fp32 GEMM ran at 136-171
-    GFLOP/s and oneDNN's at 184-211 (bf16: both about 400), so ``torch.mm`` alone put the
-    ceiling 20-30% too low. The machine's peak is the best of them.
+    because the two differ by machine: on the AMD EPYC VM here MKL's fp32 GEMM ran at 149-183
+    GFLOP/s and oneDNN's at 208-219 (bf16: both about 410-430; docs/benchmarks.md), so
+    ``torch.mm`` alone put the ceiling 15-25% too low. The machine's peak is the best of them.
     """
     a = torch.randn(size, size, device=device).to(dtype)
     b = torch.randn(size, size, device=device).to(dtype)

@@ -93,11 +93,7 @@ def onnx_bytes(
         raise HeatposeError(f"--input-size {w} {h}: width and height must be positive multiples of 32")
     if input_size is not None and list(input_size) != list(cfg.data.input_size):
         cfg = config_from_dict(config_to_dict(cfg), [f"data.input_size=[{w}, {h}]"])
-    if hasattr(model, "fuse"):  # multi-stage (CFA): the one output is the fused prediction
-        from heatpose.models.cfa import FusedOutput
-
-        model = FusedOutput(model)
-    folded = fold_batchnorm(model).cpu().float()
+    folded = fold_batchnorm(model).cpu().float()  # a cascade: its one output is the fused prediction
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice

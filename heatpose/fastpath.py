@@ -31,8 +31,12 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 
     Returns a ``torch.fx.GraphModule`` computing the same function up to float rounding
     (~1e-6 relative). A model ``torch.fx`` cannot trace is returned as an eval-mode copy,
-    unfolded.
+    unfolded. A multi-stage model (CFA, with a ``fuse`` method) is traced as its fused
+    prediction, (N, K, h, w), what ``heatpose eval`` scores: the traced copy keeps ``forward``
+    only, so its callers would otherwise lose ``fuse`` and take the last stage.
     """
+    if hasattr(model, "fuse"):
+        model = FusedOutput(model)
     model = copy.deepcopy(model).eval()
     try:
         graph_module = fx.symbolic_trace(model)
@@ -85,12 +89,9 @@ def optimize_for_inference(
     conv + ReLU / residual-add groups fused into oneDNN calls (each optional).
 
     Feed it ``x.contiguous(memory_format=torch.channels_last)`` when ``channels_last``.
-    A multi-stage model (CFA, with a ``fuse`` method) becomes one returning its fused
-    prediction, (N, K, h, w), as ``heatpose eval`` scores it and the ONNX export computes it: the
-    traced copy would otherwise lose ``fuse`` and its callers would take the last stage.
+    With ``fold_bn`` a cascade returns its fused prediction (:func:`fold_batchnorm`); without,
+    the copy keeps its ``fuse`` for :func:`heatpose.inference.predict_heatmaps` to apply.
     """
-    if hasattr(model, "fuse"):
-        model = FusedOutput(model)
     model = fold_batchnorm(model) if fold_bn else copy.deepcopy(model).eval()
     on_cpu = torch.device(device).type == "cpu"
     if fuse and fold_bn and on_cpu and isinstance(model, fx.GraphModule) and fusion_available():

@@ -296,8 +296,9 @@ def summary(report: PredictReport, estimator: PoseEstimator, out: str | None) ->
         f"{_count(report.people, 'person', 'people')}",
     ]
     if report.no_people:
-        shown = ", ".join(report.no_people[:3]) + (", ..." if len(report.no_people) > 3 else "")
-        lines.append(f"no person found in {_count(len(report.no_people), 'image')}: {shown}")
+        lines.append(
+            f"no person found in {_count(len(report.no_people), 'image')}: {_first_few(report.no_people)}"
+        )
     if report.dropped:
         lines.append(f"dropped: {report.dropped} frames (the model was slower than the source, or --max-fps)")
     if report.interrupted:
@@ -307,9 +308,13 @@ def summary(report: PredictReport, estimator: PoseEstimator, out: str | None) ->
     if report.written:
         lines.append(f"pictures: {_count(len(report.written), 'file')} in {report.written[0].parent}")
     if report.failed:
-        names = ", ".join(p for p, _ in report.failed[:3]) + (", ..." if len(report.failed) > 3 else "")
+        names = _first_few([p for p, _ in report.failed])
         lines.append(f"failed: {_count(len(report.failed), 'input')} ({names})")
     return "\n".join(lines)
+
+
+def _first_few(names: list[str], n: int = 3) -> str:
+    return ", ".join(names[:n]) + (", ..." if len(names) > n else "")
 
 
 def _count(n: int, one: str, many: str | None = None) -> str:
